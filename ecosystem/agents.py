@@ -1,0 +1,116 @@
+"""Mesa agents: the addressable units of an ecosystem, one per data-flow node.
+
+Agents hold no arrays of their own: they read and write views into the model's
+batched state, so scripts can select, inspect and change one agent while a round
+stays a few array operations for all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from mesa.discrete_space import FixedAgent
+
+from ecosystem import flows
+
+
+class _NodeAgent(FixedAgent):
+    """An agent standing on the data-flow node ``name``."""
+
+    def __init__(self, model, name: object) -> None:
+        super().__init__(model)
+        self.name = name
+        self.cell = model.grid[name]
+
+
+class GenerativeModelAgent(_NodeAgent):
+    """A generative model retrained each round on its inputs (row ``index`` of the state)."""
+
+    def __init__(self, model, name: object, index: int) -> None:
+        super().__init__(model, name)
+        self.index = index
+
+    @property
+    def moments(self) -> np.ndarray:
+        """This model's moment row (a view; see :mod:`ecosystem.families`)."""
+        return self.model.state[self.index]
+
+    @property
+    def alignment(self) -> float:
+        return float(self.model.measures["alignment"][self.index])
+
+    @property
+    def diversity(self) -> float:
+        return float(self.model.measures["diversity"][self.index])
+
+    @property
+    def drift(self) -> float:
+        return float(self.model.measures["drift"][self.index])
+
+    @property
+    def change(self) -> float:
+        return float(self.model.measures["change"][self.index])
+
+    @property
+    def curation_ratio(self) -> float:
+        """``lambda_i``: the curated share of this model's training mix."""
+        return flows.curation_ratio(self.model.graph, self.name)
+
+    @curation_ratio.setter
+    def curation_ratio(self, value: float) -> None:
+        self.model.set_curation_ratio(self.name, value)
+
+    @property
+    def real_share(self) -> float:
+        return flows.real_share(self.model.graph, self.name)
+
+    @real_share.setter
+    def real_share(self, value: float) -> None:
+        self.model.set_real_share(self.name, value)
+
+
+class CuratorAgent(_NodeAgent):
+    """Users judging one producer's outputs; ``K`` and ``tau`` can be changed between rounds."""
+
+    @property
+    def curator(self):
+        return self.model.graph.nodes[self.name]["curator"]
+
+    @property
+    def producer(self) -> object:
+        return flows.producer(self.model.graph, self.name)
+
+    def _set_rule(self, **changes) -> None:
+        cur = self.curator
+        fields = {f.name for f in dataclasses.fields(cur.rule)}
+        bad = set(changes) - fields
+        if bad:
+            raise ValueError(f"curator '{self.name}': rule {type(cur.rule).__name__} has no {', '.join(bad)}")
+        new = dataclasses.replace(cur, rule=dataclasses.replace(cur.rule, **changes))
+        self.model.graph.nodes[self.name]["curator"] = new
+        self.model.recompile()
+
+    @property
+    def K(self) -> int:  # noqa: N802 (the field's name)
+        return getattr(self.curator.rule, "K", 0)
+
+    @K.setter
+    def K(self, value: int) -> None:  # noqa: N802
+        self._set_rule(K=int(value))
+
+    @property
+    def tau(self) -> float:
+        return self.curator.tau
+
+    @tau.setter
+    def tau(self, value: float) -> None:
+        self._set_rule(tau=float(value))
+
+
+class DataSourceAgent(_NodeAgent):
+    """A real-data source or a shared pool (``kind``)."""
+
+    @property
+    def kind(self) -> str:
+        return flows.kind(self.model.graph, self.name)

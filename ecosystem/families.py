@@ -1,0 +1,233 @@
+"""Model families: how a generative model is stored, sampled and refit.
+
+A model's state is a row of *moments*: the expected sufficient statistics of its
+distribution, so that a training mixture is a weighted sum of rows and the maximum
+likelihood fit is a function of that sum (``fit``):
+
+- :class:`Categorical` over ``n`` outcomes with coordinates ``(n, d)``: the row is the
+  probability vector ``(n,)``; the MLE of a mixture is the mixture.
+- :class:`Gaussian` in ``d`` dimensions: the row is ``[E x (d), E x x^T (d*d)]``; the
+  MLE of a mixture matches its first two moments. ``covariance`` is ``"full"``,
+  ``"diag"`` (off-diagonals dropped) or ``"fixed"`` (mean-only: the covariance stays
+  the model's initial one).
+
+All methods are batched over rows: ``(V, k)`` arrays, never one call per model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm, qmc
+
+from ecosystem.curation import (
+    BestOfK,
+    Curator,
+    Luce,
+    Tilt,
+    best_of_k_h,
+    luce_h,
+    population_h,
+    tilt_h,
+)
+from ecosystem.rewards import Reward, Tabular
+
+
+@dataclass(eq=False)
+class Categorical:
+    """Distributions over ``n`` outcomes placed at ``coords`` ``(n, d)``."""
+
+    coords: np.ndarray
+    kind = "categorical"
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.coords, dtype=float)
+        self.coords = c[:, None] if c.ndim == 1 else c
+
+    @property
+    def n(self) -> int:
+        return self.coords.shape[0]
+
+    @property
+    def width(self) -> int:
+        """Length of a moment row."""
+        return self.n
+
+    def reward_table(self, reward: Reward) -> np.ndarray:
+        """The reward at every outcome, ``(n,)``."""
+        if isinstance(reward, Tabular):
+            return reward(self.coords)
+        return np.asarray(reward(self.coords), dtype=float)
+
+    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+        """MLE from summed statistics ``(N, n)`` (counts or masses): normalise each row."""
+        return moments / moments.sum(axis=1, keepdims=True)
+
+    def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Summed statistics (counts) divided by total weight ``(N,)``."""
+        return stats / weight[:, None]
+
+    def curate(self, curator: Curator, rows: np.ndarray, tables: np.ndarray) -> np.ndarray:
+        """Population form: curated rows ``p H / sum(p H)`` for producers ``rows`` ``(R, n)``."""
+        q = rows * population_h(curator, rows, tables)
+        return q / q.sum(axis=1, keepdims=True)
+
+    def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One outcome index per entry of ``which`` (row index into ``rows`` ``(V, n)``)."""
+        used, which = np.unique(which, return_inverse=True)
+        cdf = np.cumsum(rows[used], axis=1)
+        cdf /= cdf[:, -1:]
+        cdf[:, -1] = 1.0 + 1e-12
+        flat = (cdf + np.arange(len(used))[:, None]).ravel()
+        hit = np.searchsorted(flat, which + rng.random(which.size), side="right")
+        return np.minimum(hit - which * self.n, self.n - 1)
+
+    def empirical(self, samples: np.ndarray, owner: np.ndarray, n_owners: int,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+        """Summed statistics (weighted counts) per owner, ``(n_owners, n)``."""
+        counts = np.bincount(owner * self.n + samples, weights=weights, minlength=n_owners * self.n)
+        return counts.reshape(n_owners, self.n)
+
+    def scores(self, reward_table: np.ndarray, samples: np.ndarray) -> np.ndarray:
+        """Reward of outcome samples, given the table ``(n,)``."""
+        return reward_table[samples]
+
+    def points(self, samples: np.ndarray) -> np.ndarray:
+        """Coordinates of samples, ``(m, d)``."""
+        return self.coords[samples]
+
+
+@dataclass(eq=False)
+class Gaussian:
+    """Gaussian distributions in ``dim`` dimensions; see the module docstring."""
+
+    dim: int
+    covariance: str = "full"
+    unbiased: bool = False
+    quadrature_points: int = 4096
+    kind = "gaussian"
+
+    def __post_init__(self) -> None:
+        if self.covariance not in ("full", "diag", "fixed"):
+            raise ValueError(f"covariance must be full, diag or fixed, not {self.covariance!r}")
+        # Deterministic quasi-Monte-Carlo nodes for population-form curation (no RNG).
+        u = qmc.Sobol(self.dim, scramble=False).random(self.quadrature_points)
+        self._nodes = norm.ppf((u + 0.5 / self.quadrature_points) % 1.0)
+
+    @property
+    def width(self) -> int:
+        return self.dim + self.dim * self.dim
+
+    # -- moments <-> parameters
+    def moments(self, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+        """Rows ``[mean, cov + mean mean^T]`` from ``mean`` ``(V, d)`` and ``cov`` ``(V, d, d)``."""
+        mean = np.atleast_2d(mean)
+        second = np.asarray(cov).reshape(-1, self.dim, self.dim) + mean[:, :, None] * mean[:, None, :]
+        return np.concatenate([mean, second.reshape(len(mean), -1)], axis=1)
+
+    def mean_cov(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``mean`` ``(V, d)`` and covariance ``(V, d, d)`` of moment rows ``(V, k)``."""
+        d = self.dim
+        mean = rows[:, :d]
+        cov = rows[:, d:].reshape(-1, d, d) - mean[:, :, None] * mean[:, None, :]
+        return mean, 0.5 * (cov + np.swapaxes(cov, 1, 2))
+
+    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+        """MLE from summed statistics ``[w, sum x, sum x x^T]`` normalised by their weight.
+
+        ``moments`` rows are already divided by total weight; ``initial`` supplies the
+        fixed covariance for ``covariance="fixed"``.
+        """
+        mean, cov = self.mean_cov(moments)
+        if self.covariance == "diag":
+            cov = cov * np.eye(self.dim)
+        elif self.covariance == "fixed":
+            cov = self.mean_cov(initial)[1]
+        return self.moments(mean, cov)
+
+    def _roots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, cov = self.mean_cov(rows)
+        vals, vecs = np.linalg.eigh(cov)
+        return mean, vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]
+
+    def curate(self, curator: Curator, rows: np.ndarray, tables: None = None) -> np.ndarray:
+        """Population form of curation for producer rows ``(R, k)``.
+
+        Tilts of linear or quadratic rewards are closed-form Gaussians (precision
+        ``S^-1 + Q/tau``, mean ``(I + S Q/tau)^-1 (mu + S g/tau)``). Other rules and rewards
+        apply the exact categorical operator to ``quadrature_points`` fixed quasi-Monte-Carlo
+        nodes ``mu + S^{1/2} z`` and return the curated nodes' first two moments.
+        """
+        forms = [r.quadratic_form() for r in curator.rewards]
+        if isinstance(curator.rule, Tilt) and all(f is not None for f in forms):
+            out = np.zeros_like(rows)
+            for nu, (g, q) in zip(curator.weights, forms, strict=True):
+                out += nu * self._tilt_closed_form(rows, g / curator.rule.tau, q / curator.rule.tau)
+            return out
+        mean, root = self._roots(rows)
+        out = np.empty_like(rows)
+        uniform = np.full((1, self.quadrature_points), 1.0 / self.quadrature_points)
+        for i in range(rows.shape[0]):
+            x = mean[i] + self._nodes @ root[i].T
+            h = np.zeros(self.quadrature_points)
+            for nu, reward in zip(curator.weights, curator.rewards, strict=True):
+                r = reward(x)
+                if isinstance(curator.rule, Luce):
+                    h += nu * luce_h(uniform, r / curator.rule.tau, curator.rule.K)[0]
+                elif isinstance(curator.rule, BestOfK):
+                    h += nu * best_of_k_h(uniform, r, curator.rule.K)[0]
+                else:
+                    h += nu * tilt_h(uniform, r / curator.rule.tau)[0]
+            w = h / h.sum()
+            out[i, : self.dim] = w @ x
+            out[i, self.dim:] = np.einsum("m,mi,mj->ij", w, x, x).ravel()
+        return out
+
+    def _tilt_closed_form(self, rows: np.ndarray, g: np.ndarray, q: np.ndarray) -> np.ndarray:
+        mean, cov = self.mean_cov(rows)
+        inv = np.linalg.inv(np.eye(self.dim) + cov @ q)
+        cov_t = inv @ cov
+        mean_t = np.einsum("vij,vj->vi", inv, mean) + np.einsum("vij,j->vi", cov_t, g)
+        return self.moments(mean_t, 0.5 * (cov_t + np.swapaxes(cov_t, 1, 2)))
+
+    def transform(self, rows: np.ndarray, matrix: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Moments of ``A x + b`` for moment rows ``(R, k)``."""
+        mean, cov = self.mean_cov(rows)
+        return self.moments(mean @ matrix.T + offset, matrix @ cov @ matrix.T)
+
+    # -- finite samples
+    def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One point ``(d,)`` per entry of ``which``; returns ``(m, d)``."""
+        mean, root = self._roots(rows)
+        z = rng.standard_normal((which.size, self.dim))
+        return mean[which] + np.einsum("mij,mj->mi", root[which], z)
+
+    def empirical(self, samples: np.ndarray, owner: np.ndarray, n_owners: int,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+        """Summed statistics ``[sum w x, sum w x x^T]`` per owner, ``(n_owners, k)``."""
+        w = np.ones(len(samples)) if weights is None else weights
+        stats = np.concatenate(
+            [samples, (samples[:, :, None] * samples[:, None, :]).reshape(len(samples), -1)], axis=1
+        )
+        out = np.zeros((n_owners, self.width))
+        np.add.at(out, owner, stats * w[:, None])
+        return out
+
+    def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Summed statistics divided by total weight, with the unbiased correction if asked."""
+        rows = stats / weight[:, None]
+        if self.unbiased:
+            mean, cov = self.mean_cov(rows)
+            factor = (weight / np.maximum(weight - 1.0, 1e-12))[:, None, None]
+            rows = self.moments(mean, cov * factor)
+        return rows
+
+    def scores(self, reward: Reward, samples: np.ndarray) -> np.ndarray:
+        return reward(samples)
+
+    def points(self, samples: np.ndarray) -> np.ndarray:
+        return samples
+
+
+Family = Categorical | Gaussian

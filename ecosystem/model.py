@@ -1,0 +1,265 @@
+"""``EcosystemModel``: a Mesa model in which one step is one retraining round."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from mesa import DataCollector, Model
+from mesa.discrete_space import Network
+
+from ecosystem import flows, metrics
+from ecosystem.agents import CuratorAgent, DataSourceAgent, GenerativeModelAgent
+from ecosystem.families import Family, Gaussian
+from ecosystem.rewards import Reward
+from ecosystem.rounds import RETENTIONS, RoundKernel
+
+MODES = ("population", "sample")
+ORDERS = ("synchronous", "sequential")
+ECOSYSTEM_COLUMNS = (
+    "mean_alignment", "min_alignment", "mean_diversity", "pairwise_divergence",
+    "mean_drift", "max_change",
+)
+AGENT_COLUMNS = ("alignment", "diversity", "drift", "change", "curation_ratio")
+
+
+class EcosystemModel(Model):
+    """Models and curators as agents on a data-flow graph; ``step()`` = one round.
+
+    Args:
+        graph: a data-flow graph (see :mod:`ecosystem.flows`); node attributes give
+            each model's initial ``moments``, ``sample_size`` (default 1000),
+            ``retention`` (``replace``, ``accumulate`` or ``subsample``) and optional
+            ``eval_reward``.
+        family: the model family shared by all nodes.
+        mode: ``population`` (exact, infinite samples) or ``sample`` (finite samples).
+        order: ``synchronous`` (all read last round's outputs) or ``sequential``
+            (models update in graph order, each reading the newest outputs).
+        rewards: named rewards for the cross-alignment table (model x reward).
+        reference: the real-data source that drift is measured from (default: the
+            first source; without sources, each model's initial distribution).
+        rng: seed or numpy Generator; every random draw of the run comes from it.
+    """
+
+    def __init__(
+        self,
+        graph: nx.DiGraph,
+        family: Family,
+        *,
+        mode: str = "population",
+        order: str = "synchronous",
+        rewards: dict[str, Reward] | None = None,
+        reference: object | None = None,
+        rng: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(rng=rng)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+        flows.validate(graph, family.kind, getattr(family, "dim", None))
+        self.graph, self.family, self.mode, self.order = graph, family, mode, order
+        self.rewards = dict(rewards or {})
+        self.kernel = RoundKernel(graph, family)
+        names = self.kernel.models
+        attr = graph.nodes
+        self.state = np.stack([np.asarray(attr[m]["moments"], dtype=float) for m in names])
+        self.initial = self.state.copy()
+        self.sample_size = np.array([int(attr[m].get("sample_size", 1000)) for m in names])
+        self.retention = np.array([attr[m].get("retention", "replace") for m in names])
+        for m, r in zip(names, self.retention, strict=True):
+            if r not in RETENTIONS:
+                raise flows.FlowError(f"model '{m}': retention must be one of {', '.join(RETENTIONS)}, not {r!r}")
+        self._accumulated = np.zeros_like(self.state)
+        self._accumulated_weight = np.zeros(len(names))
+        self._reservoir: tuple[np.ndarray, np.ndarray] | None = None
+        sources = flows.nodes_of(graph, "source")
+        ref = reference if reference is not None else (sources[0] if sources else None)
+        self.reference = self.initial if ref is None else np.asarray(attr[ref]["moments"], dtype=float)
+
+        self.grid = Network(graph, layout=None, random=self.random)
+        self.model_agents = [GenerativeModelAgent(self, m, i) for i, m in enumerate(names)]
+        for v in graph.nodes:
+            if flows.kind(graph, v) == "curator":
+                CuratorAgent(self, v)
+            elif flows.kind(graph, v) in ("source", "pool"):
+                DataSourceAgent(self, v)
+        self._eval_rewards = [self._users_reward(m) for m in names]
+
+        self.datacollector = DataCollector(
+            model_reporters={"step": "steps", **{c: _ecosystem_reporter(c) for c in ECOSYSTEM_COLUMNS}},
+            agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in AGENT_COLUMNS}}},
+            tables={"cross_alignment": ["step", "model", *self.rewards]},
+        )
+        self._measure(self.state)
+        self._collect()
+
+    # ------------------------------------------------------------------ structure
+    def _users_reward(self, model: object) -> Reward | None:
+        """Reward that model's users hold: its ``eval_reward``, else its curator's preference."""
+        own = self.graph.nodes[model].get("eval_reward")
+        if own is not None:
+            return own
+        for c in self.graph.successors(model):
+            if flows.kind(self.graph, c) == "curator":
+                return self.graph.nodes[c]["curator"].preference
+        return None
+
+    def recompile(self) -> None:
+        """Re-read the data-flow graph after a change to its shares or curators."""
+        flows.validate(self.graph, self.family.kind, getattr(self.family, "dim", None))
+        self.kernel = RoundKernel(self.graph, self.family)
+        self._eval_rewards = [self._users_reward(m) for m in self.kernel.models]
+
+    def set_curation_ratio(self, model: object, value: float) -> None:
+        """Set ``lambda`` of ``model``; its other inputs absorb the change proportionally."""
+        flows.set_curation_ratio(self.graph, model, value)
+        self.recompile()
+
+    def set_real_share(self, model: object, value: float) -> None:
+        """Set the real-data share of ``model``; its other inputs absorb the change."""
+        flows.set_share(self.graph, model, ("source",), value)
+        self.recompile()
+
+    # ------------------------------------------------------------------ dynamics
+    def step(self) -> None:
+        """One retraining round: generate, curate, retrain; then measure and collect."""
+        old = self.state.copy()
+        groups = ([np.arange(len(self.state))] if self.order == "synchronous"
+                  else [np.array([i]) for i in range(len(self.state))])
+        for models in groups:
+            if self.mode == "population":
+                self._population_update(models)
+            else:
+                self._sample_update(models)
+        self._measure(old)
+        self._collect()
+
+    def _population_update(self, models: np.ndarray) -> None:
+        levels = None if len(models) == len(self.state) else self.kernel.ancestors(int(models[0]))
+        x = self.kernel.node_moments(self.state, levels)
+        mix = self.kernel.training_mixture(x, None if levels is None else models)
+        keep = self.retention[models] != "replace"
+        self._accumulated[models[keep]] += mix[keep]
+        self._accumulated_weight[models[keep]] += 1.0
+        mix[keep] = self._accumulated[models[keep]] / self._accumulated_weight[models[keep], None]
+        self.state[models] = self.family.fit(mix, self.initial[models])
+
+    def _sample_update(self, models: np.ndarray) -> None:
+        n = len(self.state)
+        x = self.kernel.fixed.copy()
+        x[:n] = self.state
+        samples, owner = self.kernel.training_samples(
+            x, self.sample_size, self.rng, None if len(models) == n else models
+        )
+        stats = self.family.empirical(samples, owner, n)[models]
+        weight = self.sample_size[models].astype(float)
+        rows = self.family.normalise(stats, weight)
+        acc = self.retention[models] == "accumulate"
+        if acc.any():
+            self._accumulated[models[acc]] += stats[acc]
+            self._accumulated_weight[models[acc]] += weight[acc]
+            rows[acc] = self.family.normalise(
+                self._accumulated[models[acc]], self._accumulated_weight[models[acc]]
+            )
+        sub = self.retention[models] == "subsample"
+        if sub.any():
+            rows[sub] = self._subsample(models[sub], samples, owner)
+        self.state[models] = self.family.fit(rows, self.initial[models])
+
+    def _subsample(self, models: np.ndarray, samples: np.ndarray, owner: np.ndarray) -> np.ndarray:
+        """Fit rows from a size-M uniform reservoir over all data each model has seen."""
+        n = len(self.state)
+        if self._reservoir is None:
+            self._reservoir = (np.empty((0,) + samples.shape[1:], samples.dtype), np.empty(0, np.int64))
+            self._seen = np.zeros(n)
+        kept, kept_owner = self._reservoir
+        keep_mask = ~np.isin(kept_owner, models)
+        first = self._seen[models] == 0
+        new_parts, new_owner = [kept[keep_mask]], [kept_owner[keep_mask]]
+        order = np.argsort(owner, kind="stable")
+        samples, owner = samples[order], owner[order]
+        start = np.searchsorted(owner, np.arange(n))
+        for_model = np.isin(owner, models[first])
+        new_parts.append(samples[for_model])
+        new_owner.append(owner[for_model])
+        old = np.isin(kept_owner, models[~first])
+        if old.any():
+            o = kept_owner[old]
+            size = self.sample_size[o]
+            replace = self.rng.random(old.sum()) < size / (self._seen[o] + size)
+            pick = start[o] + self.rng.integers(0, size)
+            values = kept[old].copy()
+            values[replace] = samples[pick[replace]]
+            new_parts.append(values)
+            new_owner.append(o)
+        self._seen[models] += self.sample_size[models]
+        kept, kept_owner = np.concatenate(new_parts), np.concatenate(new_owner)
+        self._reservoir = (kept, kept_owner)
+        stats = self.family.empirical(kept, kept_owner, n)[models]
+        return self.family.normalise(stats, self.sample_size[models].astype(float))
+
+    # ------------------------------------------------------------------ measurement
+    def _measure(self, old: np.ndarray) -> None:
+        fam, rows = self.family, self.state
+        m = {"alignment": metrics.alignment(fam, rows, self._eval_rewards)}
+        m.update(metrics.diversity(fam, rows))
+        m["drift"] = metrics.drift(fam, rows, self.reference)
+        m["change"] = metrics.relative_change(rows, old)
+        m["cross"] = metrics.cross_alignment(fam, rows, list(self.rewards.values()))
+        defined = m["alignment"][~np.isnan(m["alignment"])]
+        self.ecosystem = {
+            "mean_alignment": float(defined.mean()) if defined.size else float("nan"),
+            "min_alignment": float(defined.min()) if defined.size else float("nan"),
+            "mean_diversity": float(m["diversity"].mean()),
+            "pairwise_divergence": metrics.pairwise_divergence(fam, rows),
+            "mean_drift": float(m["drift"].mean()),
+            "max_change": float(m["change"].max()),
+        }
+        self.measures = m
+
+    def _collect(self) -> None:
+        self.datacollector.collect(self)
+        if self.rewards:
+            for agent, row in zip(self.model_agents, self.measures["cross"], strict=True):
+                self.datacollector.add_table_row(
+                    "cross_alignment",
+                    {"step": self.steps, "model": agent.name, **dict(zip(self.rewards, row, strict=True))},
+                )
+
+    # ------------------------------------------------------------------ results
+    def run(self, steps: int, progress: bool = False) -> None:
+        """Advance ``steps`` rounds (a progress bar on stderr if ``progress``)."""
+        from tqdm.auto import trange
+
+        for _ in trange(steps, disable=not progress, desc="rounds", leave=False):
+            self.step()
+
+    def ecosystem_frame(self) -> pd.DataFrame:
+        """One row per round: ``step`` and the ecosystem columns."""
+        return self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+
+    def agents_frame(self) -> pd.DataFrame:
+        """One row per round per model: ``step``, ``model`` and the agent columns."""
+        df = self.datacollector.get_agenttype_vars_dataframe(GenerativeModelAgent).reset_index()
+        df = df.rename(columns={"Step": "step"}).drop(columns=["AgentID"])
+        df["step"] = df["step"].astype(int)
+        return df[["step", "model", *AGENT_COLUMNS]]
+
+    def cross_alignment_frame(self) -> pd.DataFrame:
+        """One row per round per model, one column per named reward."""
+        return self.datacollector.get_table_dataframe("cross_alignment")
+
+    def gaussian_parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        """Means ``(N, d)`` and covariances ``(N, d, d)`` of all models (Gaussian family)."""
+        if not isinstance(self.family, Gaussian):
+            raise TypeError("gaussian_parameters needs the gaussian family")
+        return self.family.mean_cov(self.state)
+
+
+def _ecosystem_reporter(column: str):
+    def report(model: EcosystemModel) -> float:
+        return model.ecosystem[column]
+
+    report.__name__ = column
+    return report

@@ -1,0 +1,28 @@
+# Bootstrap: `make run` sets up and runs the default scenario; `make test` sets up and runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@PYTHON=$$(sh .ci/find-python) || exit 1; \
+	echo "using $$PYTHON ($$($$PYTHON --version))"; \
+	$$PYTHON -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/ecosystem run
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ecosystem tests scenarios viz benchmarks
+
+clean:
+	rm -rf $(VENV) results

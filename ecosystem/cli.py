@@ -1,0 +1,129 @@
+"""The ``ecosystem`` command: ``run`` a scenario, ``validate`` scenario files.
+
+User errors (bad files, bad options) print one line ``error: ...`` on stderr and
+exit with status 2, writing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ecosystem import flows
+from ecosystem.model import MODES
+from ecosystem.scenario import Scenario, ScenarioError, load
+
+DEFAULT_SCENARIO = "default"
+
+
+class UsageError(Exception):
+    """A command-line mistake, reported as ``error: ...`` with exit status 2."""
+
+
+def scenario_dirs() -> list[Path]:
+    """Where scenario names are looked up: ``./scenarios``, then the repository's."""
+    return [Path.cwd() / "scenarios", Path(__file__).resolve().parents[1] / "scenarios"]
+
+
+def resolve(name: str | None) -> Path:
+    """A scenario path from a path or a bare name (``default`` -> ``scenarios/default.toml``)."""
+    name = name or DEFAULT_SCENARIO
+    path = Path(name)
+    if path.suffix == ".toml" or path.exists():
+        return path
+    for folder in scenario_dirs():
+        candidate = folder / f"{name}.toml"
+        if candidate.exists():
+            return candidate
+    raise UsageError(f"no scenario file {name!r} (looked in {', '.join(map(str, scenario_dirs()))})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ecosystem", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario; write CSVs, summary.json and figures")
+    run.add_argument("scenario", nargs="?", help="scenario file or name (default: the default scenario)")
+    run.add_argument("--out", type=Path, help="results folder (default: results/<scenario name>/)")
+    run.add_argument("--steps", type=int, help="rounds to run (overrides the file)")
+    run.add_argument("--seed", type=int, help="random seed (overrides the file)")
+    run.add_argument("--mode", choices=MODES, help="population (exact) or sample (finite samples)")
+    run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    val = sub.add_parser("validate", help="check scenario files without running them")
+    val.add_argument("scenarios", nargs="+")
+    return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (status 2 comes from :func:`main`)."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ecosystem`` command; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        return _validate(args) if args.command == "validate" else _run(args)
+    except (ScenarioError, flows.FlowError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def _validate(args) -> int:
+    for name in args.scenarios:
+        scenario = load(resolve(name))
+        print(f"ok: {scenario.source}: {len(scenario.build().model_agents)} models, "
+              f"{len(flows.nodes_of(scenario.graph, 'curator'))} curators, {scenario.family.kind}")
+    return 0
+
+
+def _run(args) -> int:
+    from ecosystem import results
+
+    scenario: Scenario = load(resolve(args.scenario))
+    if args.steps is not None and args.steps < 0:
+        raise UsageError(f"--steps must be >= 0, got {args.steps}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    steps = scenario.steps if args.steps is None else args.steps
+    seed = scenario.seed if args.seed is None else args.seed
+    out = args.out or Path("results") / scenario.name
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} exists and is not a folder")
+    model = scenario.build(seed=seed, mode=args.mode)
+    start = time.perf_counter()
+    model.run(steps, progress=not args.quiet and steps * len(model.model_agents) >= 20_000)
+    elapsed = time.perf_counter() - start
+    written = results.write(model, scenario, seed, out)
+    if not args.quiet:
+        _print_summary(model, scenario, steps, seed, elapsed)
+        print(f"wrote {len(written)} files to {out}/")
+    return 0
+
+
+def _print_summary(model, scenario: Scenario, steps: int, seed: int, elapsed: float) -> None:
+    print(f"{scenario.name}: {len(model.model_agents)} models, {steps} rounds, "
+          f"{model.mode} mode, seed {seed} ({elapsed:.2f} s)")
+    agents = model.agents_frame()
+    first = agents[agents["step"] == 0].set_index("model")["alignment"]
+    print(f"{'model':<14}{'lambda':>8}{'align t=0':>12}{'align end':>12}{'diversity':>11}")
+    shown = model.model_agents[:20]
+    for agent in shown:
+        print(f"{str(agent.name):<14}{agent.curation_ratio:>8.2f}{first[agent.name]:>12.4f}"
+              f"{agent.alignment:>12.4f}{agent.diversity:>11.4f}")
+    if len(model.model_agents) > len(shown):
+        print(f"... and {len(model.model_agents) - len(shown)} more (see agents.csv)")
+    eco = model.ecosystem
+    print("ecosystem: " + ", ".join(f"{k} {v:.4g}" for k, v in eco.items() if np.isfinite(v)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

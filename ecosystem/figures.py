@@ -1,0 +1,69 @@
+"""Standard figures of a run (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ecosystem.flows import kind  # noqa: E402
+
+MAX_LINES = 12
+"""Per-model lines drawn in a time series; beyond that only the ecosystem summary."""
+
+
+def time_series(agents: pd.DataFrame, ecosystem: pd.DataFrame, column: str, path: Path,
+                ylabel: str) -> None:
+    """``column`` per model over rounds (up to :data:`MAX_LINES` models) with the ecosystem mean."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = agents["model"].unique()
+    if len(names) <= MAX_LINES:
+        for name, df in agents.groupby("model", sort=False):
+            ax.plot(df["step"], df[column], lw=1.2, label=str(name))
+    mean = agents.groupby("step")[column].mean()
+    ax.plot(mean.index, mean.values, "k--", lw=2, label="ecosystem mean")
+    if column == "alignment" and "min_alignment" in ecosystem:
+        ax.plot(ecosystem["step"], ecosystem["min_alignment"], "k:", lw=1.5, label="ecosystem min")
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def network(graph: nx.DiGraph, final_alignment: dict, path: Path, seed: int = 0) -> None:
+    """The data-flow graph, models coloured by final alignment on a labelled scale."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    pos = nx.spring_layout(graph, seed=seed)
+    models = [v for v in graph.nodes if kind(graph, v) == "model"]
+    values = np.array([final_alignment.get(v, np.nan) for v in models], dtype=float)
+    finite = values[np.isfinite(values)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    widths = [2.5 * d.get("weight", 0.3) + 0.3 for *_, d in graph.edges(data=True)]
+    nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, alpha=0.5, arrowsize=10)
+    sc = nx.draw_networkx_nodes(graph, pos, nodelist=models, node_color=np.nan_to_num(values, nan=lo),
+                                cmap="coolwarm_r", vmin=lo, vmax=hi, node_size=420, ax=ax)
+    style = {"curator": ("s", "#f2c14e"), "source": ("D", "#7fb77e"), "pool": ("h", "#b8b8d1")}
+    for k, (marker, colour) in style.items():
+        nodes = [v for v in graph.nodes if kind(graph, v) == k]
+        if nodes:
+            nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_shape=marker,
+                                   node_color=colour, node_size=260, ax=ax, label=k)
+    if graph.number_of_nodes() <= 60:
+        nx.draw_networkx_labels(graph, pos, font_size=7, ax=ax)
+    fig.colorbar(sc, ax=ax, label="final alignment")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

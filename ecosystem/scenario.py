@@ -1,0 +1,534 @@
+"""Scenario files (TOML): load, validate and build an :class:`EcosystemModel`.
+
+The reference of every key, with defaults, is ``scenarios/REFERENCE.md``. Files are
+data: they are parsed with :mod:`tomllib` and checked key by key; nothing in them is
+ever evaluated. Every problem raises :class:`ScenarioError` whose message names the
+file, the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from ecosystem import flows, topologies
+from ecosystem.curation import BestOfK, Curator, Luce, Tilt
+from ecosystem.families import Categorical, Family, Gaussian
+from ecosystem.model import MODES, ORDERS, EcosystemModel
+from ecosystem.rewards import Ball, Linear, Quadratic, Reward, Tabular
+from ecosystem.rounds import RETENTIONS
+
+TOP_KEYS = {
+    "name", "description", "seed", "steps", "mode", "order", "reference",
+    "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology",
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be built; the message names file, key and value."""
+
+
+class Section:
+    """Checked access to one TOML table; every error names ``where`` (a dotted key)."""
+
+    def __init__(self, data: Any, where: str, origin: str) -> None:
+        self.origin, self.where = origin, where
+        if not isinstance(data, dict):
+            self.fail(f"must be a table, got {_show(data)}")
+        self.data = data
+
+    def fail(self, message: str, key: str | None = None):
+        at = f"{self.where}.{key}" if key and self.where else (key or self.where or "(top level)")
+        raise ScenarioError(f"{self.origin}: {at}: {message}")
+
+    def only(self, allowed: set[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                self.fail(f"unknown key (allowed: {', '.join(sorted(allowed))})", key)
+
+    def sub(self, key: str, default: Any = None) -> Section:
+        return Section(self.data.get(key, {} if default is None else default), self._at(key), self.origin)
+
+    def _at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def number(self, key: str, default: float | None = None, lo: float | None = None,
+               hi: float | None = None, integer: bool = False, strict_lo: bool = False) -> Any:
+        value = self.data.get(key, default)
+        if value is None:
+            self.fail("is required", key)
+        ok = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok or not np.isfinite(value):
+            self.fail(f"must be {'an integer' if integer else 'a number'}, got {_show(value)}", key)
+        if lo is not None and (value <= lo if strict_lo else value < lo):
+            self.fail(f"must be {'>' if strict_lo else '>='} {lo}, got {value}", key)
+        if hi is not None and value > hi:
+            self.fail(f"must be <= {hi}, got {value}", key)
+        return int(value) if integer else float(value)
+
+    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            self.fail("is required" if value is None else f"must be a string, got {_show(value)}", key)
+        if choices and value not in choices:
+            self.fail(f"must be one of {', '.join(choices)}, got {value!r}", key)
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"must be true or false, got {_show(value)}", key)
+        return value
+
+    def array(self, key: str, shape: tuple[int | None, ...] | None = None, default: Any = None) -> np.ndarray:
+        value = self.data.get(key, default)
+        if value is None:
+            self.fail("is required", key)
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            self.fail(f"must be numbers, got {_show(value)}", key)
+        if arr.dtype == object or not np.all(np.isfinite(arr)):
+            self.fail(f"must be finite numbers, got {_show(value)}", key)
+        if shape is not None and (arr.ndim != len(shape) or any(
+                s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
+            want = "x".join("any" if s is None else str(s) for s in shape)
+            self.fail(f"must have shape {want}, got {'x'.join(map(str, arr.shape)) or 'a scalar'}", key)
+        return arr
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class Scenario:
+    """A validated scenario: the data-flow graph, family and run settings."""
+
+    name: str
+    description: str
+    graph: nx.DiGraph
+    family: Family
+    rewards: dict[str, Reward]
+    seed: int = 0
+    steps: int = 100
+    mode: str = "population"
+    order: str = "synchronous"
+    reference: str | None = None
+    source: str = field(default="<python>")
+
+    def build(self, *, seed: int | None = None, mode: str | None = None) -> EcosystemModel:
+        """A fresh :class:`EcosystemModel` (the graph is copied; the scenario is reusable)."""
+        return EcosystemModel(
+            self.graph.copy(), self.family, mode=mode or self.mode, order=self.order,
+            rewards=self.rewards, reference=self.reference,
+            rng=self.seed if seed is None else seed,
+        )
+
+
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, validate and compile a scenario file; ``overrides`` maps dotted keys to values."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ScenarioError(f"{path}: not valid TOML: {err}") from None
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    return parse(data, origin=str(path), default_name=path.stem)
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``key = "a.b"``, creating tables as needed."""
+    *parents, last = key.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ScenarioError(f"override {key}: '{part}' is not a table")
+    data[last] = value
+
+
+def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario") -> Scenario:
+    """Validate a scenario given as a dict (the parsed TOML)."""
+    top = Section(data, "", origin)
+    top.only(TOP_KEYS)
+    family = _family(top.sub("space"))
+    rewards = {name: _reward(Section(spec, f"rewards.{name}", origin), family)
+               for name, spec in top.sub("rewards").data.items()}
+    sources = {name: _distribution(Section(spec, f"sources.{name}", origin), family)
+               for name, spec in top.sub("sources").data.items()}
+    graph = nx.DiGraph()
+    for name, moments in sources.items():
+        graph.add_node(name, kind="source", moments=moments)
+    if "topology" in data:
+        for key in ("models", "curators", "pools", "flows"):
+            if key in data:
+                top.fail(f"give either [topology] or explicit [{key}], not both", key)
+        _topology(top.sub("topology"), graph, family, rewards, sources, _seed(top))
+    else:
+        _explicit(top, graph, family, rewards, sources)
+    mode = top.text("mode", "population", MODES)
+    reference = data.get("reference")
+    if reference is not None and reference not in sources:
+        top.fail(f"unknown source {reference!r} (sources: {', '.join(sources) or 'none'})", "reference")
+    try:
+        flows.validate(graph, family.kind, getattr(family, "dim", None))
+    except flows.FlowError as err:
+        raise ScenarioError(f"{origin}: {err}") from None
+    return Scenario(
+        name=top.text("name", default_name), description=top.text("description", ""),
+        graph=graph, family=family, rewards=rewards, seed=_seed(top),
+        steps=top.number("steps", 100, lo=0, integer=True), mode=mode,
+        order=top.text("order", "synchronous", ORDERS), reference=reference, source=origin,
+    )
+
+
+def _seed(top: Section) -> int:
+    return top.number("seed", 0, lo=0, integer=True)
+
+
+def _family(sec: Section) -> Family:
+    kind = sec.text("family", "categorical", ("categorical", "gaussian"))
+    if kind == "gaussian":
+        sec.only({"family", "dim", "covariance", "unbiased"})
+        dim = sec.number("dim", 1, lo=1, hi=64, integer=True)
+        return Gaussian(dim, sec.text("covariance", "full", ("full", "diag", "fixed")),
+                        unbiased=sec.flag("unbiased", False))
+    sec.only({"family", "grid", "n", "coords"})
+    given = [k for k in ("grid", "n", "coords") if k in sec.data]
+    if len(given) != 1:
+        sec.fail("give exactly one of grid, n or coords for a categorical space")
+    if given[0] == "n":
+        return Categorical(np.arange(sec.number("n", lo=2, hi=1e6, integer=True), dtype=float))
+    if given[0] == "coords":
+        coords = sec.array("coords")
+        if coords.ndim not in (1, 2) or len(coords) < 2:
+            sec.fail("must be a list of at least 2 points (numbers or equal-length lists)", "coords")
+        return Categorical(coords)
+    grid = sec.sub("grid")
+    grid.only({"start", "stop", "num"})
+    start, stop = np.atleast_1d(grid.array("start")), np.atleast_1d(grid.array("stop"))
+    num = np.atleast_1d(grid.array("num")).astype(int)
+    if not (start.shape == stop.shape == num.shape) or start.ndim != 1 or len(start) > 3:
+        grid.fail("start, stop and num must be numbers or equal-length lists (1 to 3 axes)")
+    if np.any(num < 2) or np.prod(num) > 1_000_000:
+        grid.fail(f"num must be >= 2 per axis and at most 1e6 points in all, got {num.tolist()}", "num")
+    axes = [np.linspace(a, b, k) for a, b, k in zip(start, stop, num, strict=True)]
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
+    return Categorical(mesh)
+
+
+def _dim(family: Family) -> int:
+    return family.dim if isinstance(family, Gaussian) else family.coords.shape[1]
+
+
+def _reward(sec: Section, family: Family) -> Reward:
+    kind = sec.text("kind", None, ("linear", "quadratic", "tabular", "ball"))
+    d, name = _dim(family), sec.where.split(".", 1)[1]
+    if kind == "linear":
+        sec.only({"kind", "weights", "offset"})
+        return Linear(sec.array("weights", (d,)), sec.number("offset", 0.0), name=name)
+    if kind == "quadratic":
+        sec.only({"kind", "g", "eta", "center"})
+        return Quadratic(sec.array("g", (d,), default=[0.0] * d), sec.number("eta", 1.0, lo=0),
+                         sec.array("center", (d,), default=[0.0] * d), name=name)
+    if kind == "ball":
+        sec.only({"kind", "center", "radius", "gamma"})
+        return Ball(sec.array("center", (d,)), sec.number("radius", 0.0, lo=0),
+                    sec.number("gamma", 1.0, lo=0), name=name)
+    sec.only({"kind", "values"})
+    if not isinstance(family, Categorical):
+        sec.fail("a tabular reward needs the categorical family", "kind")
+    return Tabular(sec.array("values", (family.n,)), name=name)
+
+
+def _distribution(sec: Section, family: Family) -> np.ndarray:
+    """A distribution spec as a moment row."""
+    d = _dim(family)
+    if isinstance(family, Gaussian):
+        sec.only({"mean", "cov", "var", "mixture"})
+        if "mixture" in sec.data:
+            return _mixture(sec, family)
+        mean = sec.array("mean", (d,), default=[0.0] * d)
+        if "cov" in sec.data:
+            cov = sec.array("cov", (d, d))
+            if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() < 0:
+                sec.fail("must be a symmetric positive semi-definite matrix", "cov")
+        else:
+            cov = sec.number("var", 1.0, lo=0) * np.eye(d)
+        return family.moments(mean[None], cov[None])[0]
+    sec.only({"probs", "normal", "uniform", "mixture"})
+    given = [k for k in ("probs", "normal", "uniform", "mixture") if k in sec.data]
+    if len(given) != 1:
+        sec.fail("give exactly one of probs, normal, uniform or mixture")
+    if given[0] == "probs":
+        p = sec.array("probs", (family.n,))
+        if np.any(p < 0) or p.sum() <= 0:
+            sec.fail("must be non-negative with a positive sum", "probs")
+        return p / p.sum()
+    if given[0] == "uniform":
+        if sec.data["uniform"] is not True:
+            sec.fail("must be true", "uniform")
+        return np.full(family.n, 1.0 / family.n)
+    if given[0] == "mixture":
+        return _mixture(sec, family)
+    return _discretised(sec.sub("normal"), family, np.zeros(family.n))
+
+
+def _discretised(sec: Section, family: Categorical, out: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    sec.only({"mean", "var", "weight"})
+    d = family.coords.shape[1]
+    mean = np.broadcast_to(np.atleast_1d(sec.array("mean", default=[0.0] * d)), (d,))
+    var = sec.number("var", 1.0, lo=0, strict_lo=True)
+    log = -np.sum((family.coords - mean) ** 2, axis=1) / (2 * var)
+    p = np.exp(log - log.max())
+    return out + weight * p / p.sum()
+
+
+def _mixture(sec: Section, family: Family) -> np.ndarray:
+    parts = sec.data["mixture"]
+    if not isinstance(parts, list) or not parts:
+        sec.fail("must be a non-empty list of {mean, var, weight} tables", "mixture")
+    total = np.zeros(family.width)
+    weights = []
+    for i, part in enumerate(parts):
+        s = Section(part, f"{sec.where}.mixture[{i}]", sec.origin)
+        w = s.number("weight", 1.0, lo=0)
+        weights.append(w)
+        if isinstance(family, Gaussian):
+            s.only({"mean", "var", "weight"})
+            d = family.dim
+            total += w * family.moments(s.array("mean", (d,))[None], s.number("var", 1.0, lo=0) * np.eye(d)[None])[0]
+        else:
+            total = _discretised(s, family, total, w)
+    if sum(weights) <= 0:
+        sec.fail("mixture weights must have a positive sum", "mixture")
+    return total / sum(weights)
+
+
+def _make_curator(sec: Section, rewards: dict[str, Reward], extra: set[str] = frozenset()) -> Curator:
+    """A curator from ``rule``, ``K``, ``tau`` and ``reward`` or ``users``."""
+    sec.only({"rule", "K", "tau", "candidates", "reward", "users"} | set(extra))
+    rule_name = sec.text("rule", "luce", ("luce", "best_of_k", "tilt"))
+    if rule_name == "luce":
+        rule = Luce(sec.number("K", 2, lo=1, hi=10_000, integer=True), sec.number("tau", 1.0, lo=0, strict_lo=True))
+    elif rule_name == "best_of_k":
+        rule = BestOfK(sec.number("K", 2, lo=1, hi=10_000, integer=True))
+    else:
+        rule = Tilt(sec.number("tau", 1.0, lo=0, strict_lo=True),
+                    sec.number("candidates", 1000, lo=1, hi=100_000, integer=True))
+    if ("reward" in sec.data) == ("users" in sec.data):
+        sec.fail("give exactly one of reward (a name) or users (a list of {reward, weight})")
+    if "reward" in sec.data:
+        return Curator(rule, [_named(sec, "reward", rewards)])
+    users = sec.data["users"]
+    if not isinstance(users, list) or not users:
+        sec.fail("must be a non-empty list of {reward, weight} tables", "users")
+    found, weights = [], []
+    for i, u in enumerate(users):
+        s = Section(u, f"{sec.where}.users[{i}]", sec.origin)
+        s.only({"reward", "weight"})
+        found.append(_named(s, "reward", rewards))
+        weights.append(s.number("weight", 1.0, lo=0))
+    if sum(weights) <= 0:
+        sec.fail("user weights must have a positive sum", "users")
+    return Curator(rule, found, np.array(weights))
+
+
+def _named(sec: Section, key: str, table: dict[str, Any]) -> Any:
+    name = sec.text(key)
+    if name not in table:
+        sec.fail(f"unknown {key} {name!r} (defined: {', '.join(table) or 'none'})", key)
+    return table[name]
+
+
+def _model_attrs(sec: Section, family: Family, rewards: dict[str, Reward],
+                 sources: dict[str, np.ndarray], extra: set[str] = frozenset()) -> dict[str, Any]:
+    """Node attributes of a model: initial moments, sample size, retention, eval reward."""
+    sec.only({"init", "sample_size", "retention", "eval_reward"} | set(extra))
+    init = sec.data.get("init")
+    if isinstance(init, str):
+        moments = _named(sec, "init", sources).copy()
+    elif init is None:
+        if not sources:
+            sec.fail("is required when there is no source to start from", "init")
+        moments = next(iter(sources.values())).copy()
+    else:
+        moments = _distribution(sec.sub("init"), family)
+    attrs = {
+        "kind": "model", "moments": moments,
+        "sample_size": sec.number("sample_size", 1000, lo=1, hi=10_000_000, integer=True),
+        "retention": sec.text("retention", "replace", RETENTIONS),
+    }
+    if "eval_reward" in sec.data:
+        attrs["eval_reward"] = _named(sec, "eval_reward", rewards)
+    return attrs
+
+
+def _explicit(top: Section, graph: nx.DiGraph, family: Family, rewards: dict[str, Reward],
+              sources: dict[str, np.ndarray]) -> None:
+    origin = top.origin
+    for name, spec in top.sub("models").data.items():
+        _unique(top, graph, name, "models")
+        graph.add_node(name, **_model_attrs(Section(spec, f"models.{name}", origin), family, rewards, sources))
+    for name, spec in top.sub("pools").data.items():
+        _unique(top, graph, name, "pools")
+        Section(spec, f"pools.{name}", origin).only(set())
+        graph.add_node(name, kind="pool")
+    for name, spec in top.sub("curators").data.items():
+        _unique(top, graph, name, "curators")
+        sec = Section(spec, f"curators.{name}", origin)
+        curator = _make_curator(sec, rewards, {"curates"})
+        judged = sec.text("curates")
+        if judged not in graph or flows.kind(graph, judged) == "curator":
+            sec.fail(f"unknown model, source or pool {judged!r}", "curates")
+        graph.add_node(name, kind="curator", curator=curator)
+        graph.add_edge(judged, name)
+    raw = top.data.get("flows", [])
+    if not isinstance(raw, list):
+        top.fail("must be a list of [[flows]] tables", "flows")
+    for i, spec in enumerate(raw):
+        sec = Section(spec, f"flows[{i}]", origin)
+        sec.only({"from", "to", "weight", "transform"})
+        u, v = sec.text("from"), sec.text("to")
+        for key, node in (("from", u), ("to", v)):
+            if node not in graph:
+                sec.fail(f"unknown node {node!r}", key)
+        if graph.has_edge(u, v):
+            sec.fail(f"duplicate flow {u!r} -> {v!r}")
+        if flows.kind(graph, v) == "curator":
+            sec.fail(f"{v!r} is a curator: say which node it judges with curators.{v}.curates", "to")
+        attrs = {"weight": sec.number("weight", lo=0)}
+        if "transform" in sec.data:
+            t = sec.sub("transform")
+            t.only({"matrix", "offset"})
+            d = _dim(family)
+            attrs["transform"] = (t.array("matrix", (d, d)), t.array("offset", (d,), default=[0.0] * d))
+        graph.add_edge(u, v, **attrs)
+
+
+def _unique(top: Section, graph: nx.DiGraph, name: str, table: str) -> None:
+    if name in graph:
+        top.fail(f"name {name!r} is used twice", f"{table}.{name}")
+
+
+TOPOLOGY_PARAMS = {
+    "complete": {"n"}, "ring": {"n", "directed"}, "star": {"n"},
+    "erdos_renyi": {"n", "p", "directed"}, "barabasi_albert": {"n", "m", "directed"},
+    "watts_strogatz": {"n", "k", "p"}, "communities": {"sizes", "p_in", "p_out"},
+    "bipartite": {"producers", "consumers", "p"}, "shared_pool": {"n"},
+    "graphml": {"path"}, "edgelist": {"path"},
+}
+TEMPLATE_KEYS = {"kind", "seed", "source", "real_share", "curation_ratio", "include_self",
+                 "curated", "model", "curator"}
+
+
+def _topology(sec: Section, graph: nx.DiGraph, family: Family, rewards: dict[str, Reward],
+              sources: dict[str, np.ndarray], default_seed: int) -> None:
+    kind = sec.text("kind", None, topologies.GENERATORS)
+    sec.only(TEMPLATE_KEYS | TOPOLOGY_PARAMS[kind])
+    seed = sec.number("seed", default_seed, lo=0, integer=True)
+    models = _generate(sec, kind, seed)
+    if models.number_of_nodes() == 0:
+        sec.fail("the topology has no models", "kind")
+    for v in models.nodes:
+        if v in graph:
+            sec.fail(f"model name {v!r} clashes with a source", "kind")
+    real = sec.number("real_share", 0.0, lo=0, hi=1)
+    lam = sec.number("curation_ratio", 0.5, lo=0, hi=1)
+    if real + lam > 1 + flows.SHARE_TOLERANCE:
+        sec.fail(f"real_share + curation_ratio = {real + lam:g} exceeds 1", "curation_ratio")
+    source = None
+    if real > 0:
+        if not sources:
+            sec.fail("real_share > 0 needs a [sources] entry", "real_share")
+        source = sec.text("source", next(iter(sources)))
+        if source not in sources:
+            sec.fail(f"unknown source {source!r}", "source")
+    curated = _curated_set(sec, list(models.nodes))
+    model_sec = sec.sub("model")
+    attrs = _model_attrs(model_sec, family, rewards, sources)
+    cur_sec = sec.sub("curator")
+    cur_sec.only({"rule", "K", "tau", "candidates", "reward", "rewards", "users"})
+    cycle = cur_sec.data.get("rewards")
+    if cycle is not None:
+        if not isinstance(cycle, list) or not cycle or "reward" in cur_sec.data or "users" in cur_sec.data:
+            cur_sec.fail("must be a non-empty list of reward names (instead of reward or users)", "rewards")
+        per_model = [Section({**{k: v for k, v in cur_sec.data.items() if k != "rewards"}, "reward": r},
+                             cur_sec.where, sec.origin) for r in cycle]
+        built = [_make_curator(s, rewards) for s in per_model]
+    elif curated:
+        built = [_make_curator(Section({k: v for k, v in cur_sec.data.items() if k != "rewards"},
+                                       cur_sec.where, sec.origin), rewards)]
+    else:
+        built = []
+    topologies.to_dataflow(
+        models, graph, model_attrs=lambda v: dict(attrs, moments=attrs["moments"].copy()),
+        make_curator=lambda i, v: built[i % len(built)], curated=curated, source=source,
+        real_share=real, curation_ratio=lam, include_self=sec.flag("include_self", False),
+        pool=kind == "shared_pool",
+    )
+
+
+def _generate(sec: Section, kind: str, seed: int) -> nx.DiGraph:
+    n = lambda: sec.number("n", None, lo=1, hi=1_000_000, integer=True)  # noqa: E731
+    prob = lambda key="p": sec.number(key, None, lo=0, hi=1)  # noqa: E731
+    if kind in ("complete", "shared_pool"):
+        return topologies.complete(n()) if kind == "complete" else topologies.shared_pool(n())
+    if kind == "ring":
+        return topologies.ring(n(), sec.flag("directed", False))
+    if kind == "star":
+        return topologies.star(n())
+    if kind == "erdos_renyi":
+        return topologies.erdos_renyi(n(), prob(), seed, sec.flag("directed", False))
+    if kind == "barabasi_albert":
+        size = n()
+        m = sec.number("m", None, lo=1, hi=max(size - 1, 1), integer=True)
+        if m >= size:
+            sec.fail(f"must be < n = {size}", "m")
+        return topologies.barabasi_albert(size, m, seed, sec.flag("directed", False))
+    if kind == "watts_strogatz":
+        size = n()
+        k = sec.number("k", None, lo=1, hi=size - 1 if size > 1 else 1, integer=True)
+        return topologies.watts_strogatz(size, k, prob(), seed)
+    if kind == "communities":
+        sizes = sec.array("sizes", (None,))
+        if np.any(sizes < 1) or np.any(sizes != np.round(sizes)) or len(sizes) == 0:
+            sec.fail("must be a list of positive integers", "sizes")
+        return topologies.communities([int(s) for s in sizes], prob("p_in"), prob("p_out"), seed)
+    if kind == "bipartite":
+        return topologies.bipartite(sec.number("producers", None, lo=1, integer=True),
+                                    sec.number("consumers", None, lo=1, integer=True),
+                                    sec.number("p", 1.0, lo=0, hi=1), seed)
+    path = Path(sec.text("path"))
+    if not path.is_absolute() and sec.origin not in ("<scenario>", "<python>"):
+        path = Path(sec.origin).parent / path
+    try:
+        return topologies.load_file(path, kind)
+    except (OSError, nx.NetworkXError, ValueError, TypeError, SyntaxError) as err:
+        sec.fail(f"cannot read {kind} file {str(path)!r}: {err}", "path")
+
+
+def _curated_set(sec: Section, names: list[str]) -> set[str]:
+    value = sec.data.get("curated", "all")
+    if value == "all":
+        return set(names)
+    if value == "none":
+        return set()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        sec.fail("must be \"all\", \"none\" or a list of model names", "curated")
+    unknown = [v for v in value if v not in names]
+    if unknown:
+        sec.fail(f"unknown model {unknown[0]!r} (models: {', '.join(names[:6])}...)", "curated")
+    return set(value)

@@ -1,0 +1,156 @@
+"""Named topologies of models, and the template that turns them into data-flow graphs.
+
+Generators return a ``networkx.DiGraph`` over model names in which ``u -> v`` means
+"v trains on u's outputs" (undirected generators give both directions). Every random
+generator takes ``seed``. :func:`to_dataflow` adds real data, curators and shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import networkx as nx
+
+GENERATORS = (
+    "complete", "ring", "star", "erdos_renyi", "barabasi_albert", "watts_strogatz",
+    "communities", "bipartite", "shared_pool", "graphml", "edgelist",
+)
+
+
+def _oriented(graph: nx.Graph) -> nx.DiGraph:
+    """Each edge directed from the lower to the higher node number (older feeds newer)."""
+    out = nx.DiGraph()
+    out.add_nodes_from(graph.nodes)
+    out.add_edges_from((min(u, v), max(u, v)) for u, v in graph.edges)
+    return out
+
+
+def _named(graph: nx.Graph) -> nx.DiGraph:
+    out = nx.DiGraph()
+    out.add_nodes_from(f"m{v}" for v in graph.nodes)
+    out.add_edges_from((f"m{u}", f"m{v}") for u, v in graph.edges)
+    if not graph.is_directed():
+        out.add_edges_from((f"m{v}", f"m{u}") for u, v in graph.edges)
+    return out
+
+
+def complete(n: int) -> nx.DiGraph:
+    """Every model trains on every other model."""
+    return _named(nx.complete_graph(n))
+
+
+def ring(n: int, directed: bool = False) -> nx.DiGraph:
+    """Models on a cycle; ``directed``: each trains on its predecessor only."""
+    return _named(nx.cycle_graph(n, create_using=nx.DiGraph if directed else nx.Graph))
+
+
+def star(n: int) -> nx.DiGraph:
+    """A hub ``m0`` exchanging data with ``n - 1`` leaves."""
+    return _named(nx.star_graph(n - 1))
+
+
+def shared_pool(n: int) -> nx.DiGraph:
+    """``n`` models with no direct flows: :func:`to_dataflow` joins them through one pool."""
+    return _named(nx.empty_graph(n))
+
+
+def erdos_renyi(n: int, p: float, seed: int, directed: bool = False) -> nx.DiGraph:
+    return _named(nx.erdos_renyi_graph(n, p, seed=seed, directed=directed))
+
+
+def barabasi_albert(n: int, m: int, seed: int, directed: bool = False) -> nx.DiGraph:
+    """Preferential attachment; ``directed``: each newcomer trains on the m models it attached to."""
+    g = nx.barabasi_albert_graph(n, m, seed=seed)
+    return _named(_oriented(g) if directed else g)
+
+
+def watts_strogatz(n: int, k: int, p: float, seed: int) -> nx.DiGraph:
+    return _named(nx.watts_strogatz_graph(n, k, p, seed=seed))
+
+
+def communities(sizes: list[int], p_in: float, p_out: float, seed: int) -> nx.DiGraph:
+    """A stochastic block model: dense inside communities, sparse between them."""
+    probs = [[p_in if i == j else p_out for j in range(len(sizes))] for i in range(len(sizes))]
+    return _named(nx.stochastic_block_model(sizes, probs, seed=seed))
+
+
+def bipartite(producers: int, consumers: int, p: float, seed: int) -> nx.DiGraph:
+    """Producers ``m0..`` feed consumers; each producer -> consumer edge kept with probability p."""
+    return _named(_oriented(nx.bipartite.random_graph(producers, consumers, p, seed=seed)))
+
+
+def load_file(path: str | Path, fmt: str) -> nx.DiGraph:
+    """A model graph from GraphML or a whitespace edge list (``u v [weight]`` per line).
+
+    Edge ``weight`` attributes, if present, are relative shares among a model's inputs.
+    """
+    if fmt == "graphml":
+        g = nx.read_graphml(path)
+    else:
+        g = nx.read_edgelist(path, create_using=nx.DiGraph, nodetype=str, data=(("weight", float),))
+    out = nx.DiGraph() if g.is_directed() else nx.DiGraph(g.to_directed())
+    if g.is_directed():
+        out.add_nodes_from(g.nodes)
+        out.add_edges_from(g.edges(data=True))
+    return nx.relabel_nodes(out, {v: str(v) for v in out.nodes})
+
+
+def to_dataflow(
+    models: nx.DiGraph,
+    graph: nx.DiGraph,
+    *,
+    model_attrs: Callable[[str], dict],
+    make_curator: Callable[[int, str], object] | None,
+    curated: set[str],
+    source: str | None,
+    real_share: float,
+    curation_ratio: float,
+    include_self: bool = False,
+    pool: bool = False,
+) -> None:
+    """Add ``models`` to the data-flow ``graph`` with real data, curators and shares.
+
+    Each model takes ``real_share`` from ``source``; ``curation_ratio`` (lambda) of
+    curated outputs, split over its curated inputs (a model with none gets lambda = 0);
+    the rest raw, split over its inputs in proportion to edge ``weight`` (default 1).
+    ``include_self`` adds each model's own outputs to its inputs; a model with no
+    inputs trains on itself. ``curated`` models get a curator ``users_<name>`` built by
+    ``make_curator(position, name)``. With ``pool``, models write to one shared pool
+    ``pool`` (curated models a ``curation_ratio`` of curated outputs) and read the
+    remaining ``1 - real_share`` from it.
+    """
+    order = list(models.nodes)
+    for v in order:
+        graph.add_node(v, **model_attrs(v))
+    for i, v in enumerate(order):
+        if v in curated:
+            graph.add_node(f"users_{v}", kind="curator", curator=make_curator(i, v))
+            graph.add_edge(v, f"users_{v}")
+    if source is not None and real_share > 0:
+        for v in order:
+            graph.add_edge(source, v, weight=real_share)
+    if pool:
+        graph.add_node("pool", kind="pool")
+        for v in order:
+            lam = curation_ratio if v in curated else 0.0
+            if lam > 0:
+                graph.add_edge(f"users_{v}", "pool", weight=lam / len(order))
+            if lam < 1:
+                graph.add_edge(v, "pool", weight=(1 - lam) / len(order))
+            if real_share < 1:
+                graph.add_edge("pool", v, weight=1 - real_share)
+        return
+    for v in order:
+        inputs = {u: models.edges[u, v].get("weight", 1.0) for u in models.predecessors(v) if u != v}
+        if include_self or not inputs:
+            inputs[v] = 1.0
+        synthetic = 1.0 - real_share
+        cur = {u: w for u, w in inputs.items() if u in curated}
+        lam = min(curation_ratio, synthetic) if cur else 0.0
+        for u, w in cur.items():
+            graph.add_edge(f"users_{u}", v, weight=lam * w / sum(cur.values()))
+        raw = synthetic - lam
+        if raw > 0:
+            for u, w in inputs.items():
+                graph.add_edge(u, v, weight=raw * w / sum(inputs.values()))

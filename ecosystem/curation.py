@@ -32,11 +32,11 @@ from scipy.special import logsumexp
 
 from ecosystem.rewards import Reward, WeightedSum
 
-GRID_STEP = 0.2
+GRID_STEP = 0.3
 """Trapezoid step in ``s = -log u`` for the Luce integral (sum p H = 1 to ~1e-12)."""
 
-_LEFT, _RIGHT = 5.0, 42.0
-"""The integrand for outcome x is negligible (< 1e-18) outside s in [rho(x) - 5, rho(x) + 42]."""
+_LEFT, _RIGHT = 5.0, 30.0
+"""The integrand for outcome x is below 1e-13 outside s in [rho(x) - 5, rho(x) + 30]."""
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,9 @@ def luce_h(p: np.ndarray, rho: np.ndarray, K: int) -> np.ndarray:
     rho = np.asarray(rho, dtype=float)
     rho = rho - rho.max()
     s = _luce_grid(rho)
-    y = np.minimum(rho[:, None] - s[None, :], 50.0)    # (n, S); beyond 50 both terms are 0
-    phi = np.exp(-np.exp(y))                           # P(one candidate's race time > u)
-    gumbel = np.exp(y - np.exp(y))                     # race density, = d phi / ds
+    e = np.exp(np.minimum(rho[:, None] - s[None, :], 50.0))   # (n, S); beyond 50 both terms are 0
+    phi = np.exp(-e)                                   # P(one candidate's race time > u)
+    gumbel = e * phi                                   # race density exp(y - e^y), = d phi / ds
     survival = p @ phi                                 # L(s), (N, S)
     with np.errstate(divide="ignore"):
         weight = np.exp((K - 1) * np.log(survival))

@@ -219,12 +219,12 @@ def _family(sec: Section) -> Family:
     grid = sec.sub("grid")
     grid.only({"start", "stop", "num"})
     start, stop = np.atleast_1d(grid.array("start")), np.atleast_1d(grid.array("stop"))
-    num = np.atleast_1d(grid.array("num")).astype(int)
+    num = np.atleast_1d(grid.array("num"))
     if not (start.shape == stop.shape == num.shape) or start.ndim != 1 or len(start) > 3:
         grid.fail("start, stop and num must be numbers or equal-length lists (1 to 3 axes)")
-    if np.any(num < 2) or np.prod(num) > 1_000_000:
-        grid.fail(f"num must be >= 2 per axis and at most 1e6 points in all, got {num.tolist()}", "num")
-    axes = [np.linspace(a, b, k) for a, b, k in zip(start, stop, num, strict=True)]
+    if np.any(num != np.round(num)) or np.any(num < 2) or np.prod(num) > 1_000_000:
+        grid.fail(f"num must be integers >= 2 per axis and at most 1e6 points in all, got {num.tolist()}", "num")
+    axes = [np.linspace(a, b, int(k)) for a, b, k in zip(start, stop, num, strict=True)]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
     return Categorical(mesh)
 

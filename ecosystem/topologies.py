@@ -116,7 +116,7 @@ def to_dataflow(
     the rest raw, split over its inputs in proportion to edge ``weight`` (default 1).
     ``include_self`` adds each model's own outputs to its inputs; a model with no
     inputs trains on itself. ``curated`` models get a curator ``users_<name>`` built by
-    ``make_curator(position, name)``. With ``pool``, models write to one shared pool
+    ``make_curator(position, name)`` (none if nobody consumes its outputs). With ``pool``, models write to one shared pool
     ``pool`` (curated models a ``curation_ratio`` of curated outputs) and read the
     remaining ``1 - real_share`` from it.
     """
@@ -154,3 +154,5 @@ def to_dataflow(
         if raw > 0:
             for u, w in inputs.items():
                 graph.add_edge(u, v, weight=raw * w / sum(inputs.values()))
+    # a curated model whose outputs nobody consumes keeps no curator
+    graph.remove_nodes_from([f"users_{v}" for v in curated if graph.out_degree(f"users_{v}") == 0])

@@ -92,11 +92,11 @@ class CuratorAgent(_NodeAgent):
         self.model.recompile()
 
     @property
-    def K(self) -> int:  # noqa: N802 (the field's name)
+    def K(self) -> int:
         return getattr(self.curator.rule, "K", 0)
 
     @K.setter
-    def K(self, value: int) -> None:  # noqa: N802
+    def K(self, value: int) -> None:
         self._set_rule(K=int(value))
 
     @property

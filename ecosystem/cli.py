@@ -117,7 +117,7 @@ def _print_summary(model, scenario: Scenario, steps: int, seed: int, elapsed: fl
     print(f"{'model':<14}{'lambda':>8}{'align t=0':>12}{'align end':>12}{'diversity':>11}")
     shown = model.model_agents[:20]
     for agent in shown:
-        print(f"{str(agent.name):<14}{agent.curation_ratio:>8.2f}{first[agent.name]:>12.4f}"
+        print(f"{agent.name!s:<14}{agent.curation_ratio:>8.2f}{first[agent.name]:>12.4f}"
               f"{agent.alignment:>12.4f}{agent.diversity:>11.4f}")
     if len(model.model_agents) > len(shown):
         print(f"... and {len(model.model_agents) - len(shown)} more (see agents.csv)")

@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import networkx as nx
+import numpy as np
+import pandas as pd
 
-from ecosystem.flows import kind  # noqa: E402
+from ecosystem.flows import kind
 
 MAX_LINES = 12
 """Per-model lines drawn in a time series; beyond that only the ecosystem summary."""

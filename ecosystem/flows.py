@@ -55,7 +55,7 @@ def validate(graph: nx.DiGraph, family_kind: str = "categorical", dim: int | Non
             raise FlowError(f"edge '{u}' -> '{v}': a curator cannot curate another curator's output")
         if kv == "curator":
             if ku == "pool" and family_kind == "gaussian":
-                raise FlowError(f"edge '{u}' -> '{v}': in the Gaussian family a curator judges a model or a source, not a pool")
+                raise FlowError(f"edge '{u}' -> '{v}': a Gaussian-family curator judges a model or source, not a pool")
             continue
         w = data.get("weight")
         if w is None or not np.isfinite(w) or w < 0:

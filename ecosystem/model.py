@@ -171,7 +171,7 @@ class EcosystemModel(Model):
         """Fit rows from a size-M uniform reservoir over all data each model has seen."""
         n = len(self.state)
         if self._reservoir is None:
-            self._reservoir = (np.empty((0,) + samples.shape[1:], samples.dtype), np.empty(0, np.int64))
+            self._reservoir = (np.empty((0, *samples.shape[1:]), samples.dtype), np.empty(0, np.int64))
             self._seen = np.zeros(n)
         kept, kept_owner = self._reservoir
         keep_mask = ~np.isin(kept_owner, models)

@@ -180,7 +180,7 @@ class RoundKernel:
             parts[id(cur)] = (slots, self._curated_draw(cur, x, self.producer[nodes[slots]], rng))
         for slots, values in parts.values():
             if out is None:
-                out = np.empty((len(nodes),) + values.shape[1:], dtype=values.dtype)
+                out = np.empty((len(nodes), *values.shape[1:]), dtype=values.dtype)
             out[slots] = values
         return out
 
@@ -205,7 +205,7 @@ class RoundKernel:
             if mask.any():
                 scores[mask] = self.family.scores(handle, cand[mask])
         pick = choose(cur, scores.reshape(len(producers), k), rng)
-        return cand.reshape((len(producers), k) + cand.shape[1:])[np.arange(len(producers)), pick]
+        return cand.reshape((len(producers), k, *cand.shape[1:]))[np.arange(len(producers)), pick]
 
     def training_samples(self, x: np.ndarray, sizes: np.ndarray, rng: np.random.Generator,
                          models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

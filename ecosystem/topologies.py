@@ -116,8 +116,8 @@ def to_dataflow(
     the rest raw, split over its inputs in proportion to edge ``weight`` (default 1).
     ``include_self`` adds each model's own outputs to its inputs; a model with no
     inputs trains on itself. ``curated`` models get a curator ``users_<name>`` built by
-    ``make_curator(position, name)`` (none if nobody consumes its outputs). With ``pool``, models write to one shared pool
-    ``pool`` (curated models a ``curation_ratio`` of curated outputs) and read the
+    ``make_curator(position, name)`` (none if nobody consumes its outputs). With
+    ``pool``, models write to one shared pool ``pool`` (curated models a ``curation_ratio`` of curated outputs) and read the
     remaining ``1 - real_share`` from it.
     """
     order = list(models.nodes)

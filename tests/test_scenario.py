@@ -131,7 +131,7 @@ def test_graph_files_load(tmp_path):
     assert scenario.graph.edges["a", "c"]["weight"] == pytest.approx(0.4)
     assert scenario.graph.edges["b", "c"]["weight"] == pytest.approx(0.4)
     bad = _mutated(RING, lambda d: d.update(topology={"kind": "graphml", "path": "missing.graphml"}))
-    with pytest.raises(ScenarioError, match="topology.path: cannot read graphml file"):
+    with pytest.raises(ScenarioError, match=r"topology\.path: cannot read graphml file"):
         parse(bad, origin=str(tmp_path / "s.toml"))
 
 

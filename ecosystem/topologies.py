@@ -117,8 +117,8 @@ def to_dataflow(
     ``include_self`` adds each model's own outputs to its inputs; a model with no
     inputs trains on itself. ``curated`` models get a curator ``users_<name>`` built by
     ``make_curator(position, name)`` (none if nobody consumes its outputs). With
-    ``pool``, models write to one shared pool ``pool`` (curated models a ``curation_ratio`` of curated outputs) and read the
-    remaining ``1 - real_share`` from it.
+    ``pool``, models write to one shared pool ``pool`` (curated models a share
+    ``curation_ratio`` of curated outputs) and read the remaining ``1 - real_share`` from it.
     """
     order = list(models.nodes)
     for v in order:

@@ -1,0 +1,23 @@
+"""ecosystem: multi-model self-consuming training loops with human curation, on Mesa.
+
+Quick use::
+
+    import ecosystem
+    scenario = ecosystem.load("scenarios/default.toml")
+    model = scenario.build(seed=1)
+    model.run(100)
+    model.agents_frame()     # one row per round per model
+"""
+
+from ecosystem.curation import BestOfK, Curator, Luce, Tilt
+from ecosystem.families import Categorical, Gaussian
+from ecosystem.flows import FlowError, curation_ratio, set_curation_ratio
+from ecosystem.model import EcosystemModel
+from ecosystem.rewards import Ball, FromCallable, Linear, Quadratic, Tabular
+from ecosystem.scenario import Scenario, ScenarioError, load, parse
+
+__all__ = [
+    "Ball", "BestOfK", "Categorical", "Curator", "EcosystemModel", "FlowError", "FromCallable",
+    "Gaussian", "Linear", "Luce", "Quadratic", "Scenario", "ScenarioError", "Tabular", "Tilt",
+    "curation_ratio", "load", "parse", "set_curation_ratio",
+]

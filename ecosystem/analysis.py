@@ -103,10 +103,19 @@ def stable_point(model: EcosystemModel, *, graph: nx.DiGraph | None = None, star
     """Fixed point of the population round of ``model`` (or of ``graph`` with its settings).
 
     Anderson acceleration (type II, ``memory`` past steps) with a plain step whenever the
-    accelerated point is invalid or not better. ``residual`` is ``max |G(theta) - theta|``.
+    accelerated point is invalid or not better; Newton's method when the round is affine
+    (:func:`affine_jacobian`), where it is exact. ``residual`` is ``max |G(theta) - theta|``.
     """
     g = RoundMap.of(model, graph)
     theta = g.pack(model.state if start is None else start)
+    exact = affine_jacobian(g)
+    if exact is not None:                      # affine round: Newton's step is exact
+        it, res = 0, np.inf
+        while it < 3 and res > tol:
+            it += 1
+            theta = theta + np.linalg.solve(np.eye(theta.size) - exact, g(theta) - theta)
+            res = float(np.max(np.abs(g(theta) - theta)))
+        return StablePoint(theta, g.unpack(theta), it, res, res <= tol)
     f = g(theta) - theta
     xs, fs = [theta], [f]
     res = float(np.max(np.abs(f)))
@@ -146,7 +155,7 @@ def _evaluate(g: RoundMap, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, f
 
 
 def jacobian(model: EcosystemModel, theta: np.ndarray, *, graph: nx.DiGraph | None = None,
-             step: float = 1e-6) -> np.ndarray:
+             step: float = 1e-5) -> np.ndarray:
     """``dG/dtheta`` ``(D, D)`` at ``theta``: exact when affine (see module), else central differences."""
     g = RoundMap.of(model, graph)
     exact = affine_jacobian(g)
@@ -283,7 +292,7 @@ def curation_parameters(model: EcosystemModel) -> list[Parameter]:
 
 
 def parameter_derivative(model: EcosystemModel, theta: np.ndarray, param: Parameter,
-                         step: float = 1e-6) -> np.ndarray:
+                         step: float = 1e-5) -> np.ndarray:
     """``dG/dp`` ``(D,)`` at ``theta`` by central differences of the round map."""
     value = param.get(model.graph)
     h = step * max(1.0, abs(value))
@@ -297,15 +306,24 @@ def parameter_derivative(model: EcosystemModel, theta: np.ndarray, param: Parame
 # --------------------------------------------------------------------------- influence
 
 
-def alignment_gradients(model: EcosystemModel, theta: np.ndarray, step: float = 1e-6) -> np.ndarray:
-    """``grad_theta J_i`` for every model i, ``(N, D)`` (J_i: alignment under its users' reward)."""
+def alignment_gradients(model: EcosystemModel, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """``grad_theta J_i`` for every model i, ``(N, D)`` (J_i: alignment under its users' reward).
+
+    Exact where J is linear or quadratic in the parameters (categorical models; mean-only
+    Gaussians with linear/quadratic rewards), central differences otherwise.
+    """
     g = RoundMap.of(model)
     n, m = g.n_models, theta.size // g.n_models
     grads = np.zeros((n, theta.size))
     rewards = model._eval_rewards
+    rows = g.unpack(theta)
     for j in range(theta.size):
         i = j // m
         if rewards[i] is None:
+            continue
+        exact = _exact_gradient(model.family, rows[i], rewards[i])
+        if exact is not None:
+            grads[i, i * m:(i + 1) * m] = exact
             continue
         h = _safe_step(g, theta, j, step)
         up, down = theta.copy(), theta.copy()
@@ -316,6 +334,17 @@ def alignment_gradients(model: EcosystemModel, theta: np.ndarray, step: float = 
         grads[i, j] = (vals[0] - vals[1]) / (2 * h)
     grads[[r is None for r in rewards]] = np.nan
     return grads
+
+
+def _exact_gradient(family, row: np.ndarray, reward) -> np.ndarray | None:
+    if not isinstance(family, Gaussian):
+        table = family.reward_table(reward)
+        return table[:-1] - table[-1]
+    form = reward.quadratic_form()
+    if family.covariance != "fixed" or form is None:
+        return None
+    g, q = form
+    return g - q @ family.mean_cov(row[None])[0][0]
 
 
 @dataclass
@@ -457,7 +486,7 @@ def analyze(model: EcosystemModel, params: list[Parameter] | None = None) -> Ana
         )
     g = RoundMap.of(model)
     exact = affine_jacobian(g)
-    jac = exact if exact is not None else _numerical_jacobian(g, point.theta, 1e-6)
+    jac = exact if exact is not None else _numerical_jacobian(g, point.theta, 1e-5)
     inf = influence(model, point, params, jac)
     return Analysis(
         point=point, spectral_radius=spectral_radius(jac), observed_rate=observed_rate(model, point),

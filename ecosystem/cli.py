@@ -19,6 +19,7 @@ from ecosystem.model import MODES
 from ecosystem.scenario import Scenario, ScenarioError, load
 
 DEFAULT_SCENARIO = "default"
+REPRODUCTION_NAMES = ("gaussian-mechanism", "two-model-conflict", "ferbach", "collapse", "web-dynamics")
 
 
 class UsageError(Exception):
@@ -64,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     ana.add_argument("--param", action="append", default=[], metavar="KIND:TARGET",
                      help="extra parameter, e.g. tau:users_A, K:users_A, real_share:A, weight:B->A")
     ana.set_defaults(handler=_analyze)
+    rep = sub.add_parser("reproduce", help="reproduce a known result: figures and summary.json")
+    rep.add_argument("name", choices=REPRODUCTION_NAMES)
+    rep.add_argument("--out", type=Path, help="output folder (default: results/reproduce/<name>/)")
+    rep.add_argument("--quick", action="store_true", help="smaller grids and fewer replicates (a smoke run)")
+    rep.add_argument("--seed", type=int, default=0, help="seed of the finite-sample runs")
+    rep.set_defaults(handler=_reproduce)
+    from ecosystem import report, sweep  # studies: `sweep` and `report` register themselves
+
+    sweep.register(sub)
+    report.register(sub)
     return parser
 
 
@@ -186,6 +197,22 @@ def _print_analysis(r: dict) -> None:
         print("backfire: none (raw and long-run effects agree in sign everywhere)")
     for b in r["backfire"]:
         print(f"backfire: {b['parameter']} on {b['affected']}: raw {b['raw']:+.4g} but long-run {b['influence']:+.4g}")
+
+
+def _reproduce(args) -> int:
+    from ecosystem.reproduce import reproduce
+
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    out = args.out or Path("results") / "reproduce" / args.name
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} exists and is not a folder")
+    start = time.perf_counter()
+    summary = reproduce(args.name, out, quick=args.quick, seed=args.seed)
+    keys = [k for k in summary if k not in ("reproduction", "quick", "seed")]
+    print(f"{args.name}: done in {time.perf_counter() - start:.1f} s; summary keys: {', '.join(keys[:8])}")
+    print(f"wrote summary.json and figures to {out}/")
+    return 0
 
 
 def _print_summary(model, scenario: Scenario, steps: int, seed: int, elapsed: float) -> None:

@@ -58,7 +58,9 @@ class BestOfK:
 class Tilt:
     """Exponential tilt by ``exp(r/tau)`` (``K -> infinity``).
 
-    The sampling form draws ``candidates`` candidates and picks by Luce choice
+    Sampling form: exact draws from the tilted distribution when it is known (a model
+    or source producer; categorical, or Gaussian with linear/quadratic rewards);
+    otherwise ``candidates`` candidates picked by Luce choice
     (sampling-importance-resampling), exact as ``candidates -> infinity``.
     """
 

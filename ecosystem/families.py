@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.stats import norm, qmc
 
 from ecosystem.curation import (
@@ -244,9 +245,8 @@ class Gaussian:
         stats = np.concatenate(
             [samples, (samples[:, :, None] * samples[:, None, :]).reshape(len(samples), -1)], axis=1
         )
-        out = np.zeros((n_owners, self.width))
-        np.add.at(out, owner, stats * w[:, None])
-        return out
+        members = sp.csr_matrix((w, (owner, np.arange(len(samples)))), shape=(n_owners, len(samples)))
+        return members @ stats
 
     def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Summed statistics divided by total weight, with the unbiased correction if asked."""

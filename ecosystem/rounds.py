@@ -22,7 +22,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from ecosystem.curation import Curator, candidates_per_sample, choose
+from ecosystem.curation import Curator, Tilt, candidates_per_sample, choose
 from ecosystem.families import Categorical, Family
 from ecosystem.flows import kind, nodes_of, producer
 
@@ -91,7 +91,7 @@ class RoundKernel:
         for v in nodes_of(graph, "curator"):
             self.producer[self.index[v]] = self.index[producer(graph, v)]
             self.curator_of[self.index[v]] = graph.nodes[v]["curator"]
-        self._tables: dict[int, np.ndarray] = {}
+        self._tables: dict[int, tuple[Curator, np.ndarray]] = {}
         self._ancestors: dict[int, list[list[int]]] = {}
         self._graph = graph
 
@@ -100,10 +100,11 @@ class RoundKernel:
         """Per user type: the reward table ``(n,)`` (categorical) or the reward itself."""
         if not isinstance(self.family, Categorical):
             return list(curator.rewards)
-        key = id(curator)
-        if key not in self._tables:
-            self._tables[key] = np.stack([self.family.reward_table(r) for r in curator.rewards])
-        return list(self._tables[key])
+        cached = self._tables.get(id(curator))
+        if cached is None or cached[0] is not curator:         # the object is kept: ids stay unique
+            cached = (curator, np.stack([self.family.reward_table(r) for r in curator.rewards]))
+            self._tables[id(curator)] = cached
+        return list(cached[1])
 
     def _groups(self, idx: list[int]) -> dict[int, tuple[Curator, list[int]]]:
         """Curator node indices grouped by their :class:`Curator` object."""
@@ -149,20 +150,29 @@ class RoundKernel:
         return mix
 
     # ----------------------------------------------------------------- sample mode
-    def allocate(self, sizes: np.ndarray, models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Split each model's sample size over its in-edges by largest remainder.
+    def allocate(self, sizes: np.ndarray, rng: np.random.Generator,
+                 models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Split each model's sample size over its in-edges by systematic sampling.
 
+        Counts are ``floor(C_e + u) - floor(C_{e-1} + u)`` with ``C`` the cumulative shares
+        times the size and one uniform ``u`` per model: every count is within 1 of
+        ``share * size``, its expectation is exactly ``share * size`` and the total is exact.
         Returns ``(edge ids, counts)`` for the edges into ``models`` (all by default).
         """
         e = self.edges
         ids = np.arange(len(e.dst)) if models is None else np.flatnonzero(np.isin(e.dst, models))
-        want = e.weight[ids] * sizes[e.dst[ids]]
-        base = np.floor(want + 1e-9).astype(np.int64)
-        short = sizes - np.bincount(e.dst[ids], weights=base, minlength=len(sizes)).astype(np.int64)
-        order = np.lexsort((-(want - base), e.dst[ids]))
-        rank = np.arange(len(ids)) - np.searchsorted(e.dst[ids][order], e.dst[ids][order])
-        base[order] += rank < short[e.dst[ids][order]]
-        return ids, base
+        ids = ids[np.argsort(e.dst[ids], kind="stable")]
+        dst = e.dst[ids]
+        want = e.weight[ids] * sizes[dst]
+        first = np.r_[True, dst[1:] != dst[:-1]]
+        last = np.r_[dst[1:] != dst[:-1], True]
+        cum = np.cumsum(want)
+        hi = cum - np.repeat(cum[first] - want[first], np.diff(np.r_[np.flatnonzero(first), len(ids)]))
+        hi[last] = sizes[dst[last]]
+        lo = np.r_[0.0, hi[:-1]]
+        lo[first] = 0.0
+        u = rng.random(len(sizes))[dst]
+        return ids, (np.floor(hi + u) - np.floor(lo + u)).astype(np.int64)
 
     def draw(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One sample from each node in ``nodes`` (may repeat); ``x`` holds base rows."""
@@ -193,8 +203,31 @@ class RoundKernel:
         k = np.searchsorted(cum, target, side="right")
         return m.indices[np.clip(k, lo, hi - 1)]
 
+    def _exact_tilt(self, cur: Curator, producers: np.ndarray) -> bool:
+        """Tilts are sampled exactly when the producer's distribution is at hand (a model
+        or source) and the tilted distribution is known: always for categorical models,
+        for Gaussians when every reward is linear or quadratic."""
+        if not isinstance(cur.rule, Tilt) or not np.isin(self.kind[producers], ("model", "source")).all():
+            return False
+        return isinstance(self.family, Categorical) or all(r.quadratic_form() is not None for r in cur.rewards)
+
     def _curated_draw(self, cur: Curator, x: np.ndarray, producers: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
+        if self._exact_tilt(cur, producers):
+            users = rng.choice(len(cur.weights), size=len(producers), p=cur.weights)
+            out = None
+            for u, reward in enumerate(cur.rewards):
+                mask = users == u
+                if not mask.any():
+                    continue
+                rows, which = np.unique(producers[mask], return_inverse=True)
+                one = Curator(cur.rule, [reward])
+                tables = self.family.reward_table(reward)[None] if isinstance(self.family, Categorical) else None
+                values = self.family.sample(self.family.curate(one, x[rows], tables), which, rng)
+                if out is None:
+                    out = np.empty((len(producers), *values.shape[1:]), dtype=values.dtype)
+                out[mask] = values
+            return out
         k = candidates_per_sample(cur)
         cand = self.draw(x, np.repeat(producers, k), rng)
         users = rng.choice(len(cur.weights), size=len(producers), p=cur.weights)
@@ -210,7 +243,7 @@ class RoundKernel:
     def training_samples(self, x: np.ndarray, sizes: np.ndarray, rng: np.random.Generator,
                          models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw every model's training set: ``(samples, owner model index)``."""
-        ids, counts = self.allocate(sizes, models)
+        ids, counts = self.allocate(sizes, rng, models)
         slot_edge = np.repeat(ids, counts)
         samples = self.draw(x, self.edges.src[slot_edge], rng)
         e = self.edges

@@ -386,10 +386,14 @@ def _explicit(top: Section, graph: nx.DiGraph, family: Family, rewards: dict[str
         _unique(top, graph, name, "pools")
         Section(spec, f"pools.{name}", origin).only(set())
         graph.add_node(name, kind="pool")
+    shared: dict[tuple, Curator] = {}
     for name, spec in top.sub("curators").data.items():
         _unique(top, graph, name, "curators")
         sec = Section(spec, f"curators.{name}", origin)
         curator = _make_curator(sec, rewards, {"curates"})
+        # identical users share one object, so one round curates all their producers at once
+        key = (curator.rule, tuple(map(id, curator.rewards)), tuple(curator.weights))
+        curator = shared.setdefault(key, curator)
         judged = sec.text("curates")
         if judged not in graph or flows.kind(graph, judged) == "curator":
             sec.fail(f"unknown model, source or pool {judged!r}", "curates")

@@ -424,8 +424,9 @@ def backfire(inf: Influence, tol: float = 1e-9) -> list[Backfire]:
 def observed_rate(model: EcosystemModel, point: StablePoint, max_rounds: int = 2000) -> float | None:
     """Linear rate seen when iterating the round from the model's current state.
 
-    The median of ``d_{t+1} / d_t`` over rounds with ``1e-11 < d_t < 1e-2``, where
-    ``d_t = max |theta_t - theta*|``; None if the iteration never enters that band.
+    ``exp`` of the least-squares slope of ``log d_t`` against ``t`` over the rounds with
+    ``1e-11 < d_t < 1e-2``, where ``d_t = max |theta_t - theta*|`` (a geometric mean, robust
+    to the oscillation of rotating modes); None if fewer than 5 rounds fall in that band.
     """
     g = RoundMap.of(model)
     theta = g.pack(model.state)
@@ -438,8 +439,10 @@ def observed_rate(model: EcosystemModel, point: StablePoint, max_rounds: int = 2
             break
         dist.append(d)
     d = np.array(dist)
-    band = (d[:-1] > 1e-11) & (d[:-1] < 1e-2)
-    return float(np.median(d[1:][band] / d[:-1][band])) if band.any() else None
+    band = np.flatnonzero((d > 1e-11) & (d < 1e-2))
+    if band.size < 5:
+        return None
+    return float(np.exp(np.polyfit(band, np.log(d[band]), 1)[0]))
 
 
 @dataclass

@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	echo "using $$PYTHON ($$($$PYTHON --version))"; \
 	$$PYTHON -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,dask]"
 	@touch $(STAMP)
 
 run: $(STAMP)

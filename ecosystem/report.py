@@ -1,0 +1,297 @@
+"""Tables and figures of a study's results database (``ecosystem report DB``).
+
+Tables (CSV): ``runs.csv`` (one row per run: ``run_id``, every swept setting, ``seed``,
+``status``, ``wall_time`` in s, the final ecosystem metrics, the observed convergence
+rate and, when analysed, the stable-point results), ``rounds.csv`` and ``models.csv``
+(tidy, keyed by ``run_id``), ``summary.csv`` (one row per setting, statistics over
+seeds), ``by_<axis>.csv`` (one row per value of the grouping axis, usually the
+topology), ``analyses.csv`` when there are analyses, and ``errors.txt`` (the traceback
+of every failed run). Figures (PNG): final alignment and diversity by topology with the
+seed spread, backfire frequency by topology, observed convergence rate against the
+spectral radius, and alignment over rounds per topology.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecosystem import store as store_mod
+
+FINAL_COLUMNS = ("mean_alignment", "min_alignment", "mean_diversity", "pairwise_divergence", "mean_drift")
+
+
+def group_axis(runs: pd.DataFrame, axes: list[str], by: str | None = None) -> str | None:
+    """The axis results are grouped by: ``by``, else ``topology``, ``topology.kind``, the first axis."""
+    if by is not None:
+        if by not in runs.columns:
+            raise store_mod.StoreError(f"--by {by!r}: not a swept setting (settings: {', '.join(axes) or 'none'})")
+        return by
+    for candidate in ("topology", "topology.kind", *axes):
+        if candidate in axes and candidate in runs.columns:
+            return candidate
+    return None
+
+
+def summarise(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Statistics over the runs of each combination of ``keys``: counts, mean/std/min/max of final metrics,
+    converged share, observed rate and, when analysed, spectral radius and backfire frequency."""
+    frame = runs.copy()
+    if not keys:
+        frame["_all"] = "all"
+        keys = ["_all"]
+    frame[keys] = frame[keys].astype(str)
+    done = frame[frame["status"] == "done"]
+    out = frame.groupby(keys, sort=False).agg(runs=("run_id", "size"),
+                                              failed=("status", lambda s: int((s == "failed").sum())))
+    stats = {}
+    for column in FINAL_COLUMNS:
+        if column in done:
+            for how in ("mean", "std", "min", "max"):
+                stats[f"{column}_{how}"] = (column, how)
+    for column in ("observed_rate", "wall_time"):
+        if column in done:
+            stats[f"{column}_mean"] = (column, "mean")
+    if "converged" in done:
+        stats["converged_share"] = ("converged", "mean")
+    if "analysis_spectral_radius" in done:
+        stats["spectral_radius_mean"] = ("analysis_spectral_radius", "mean")
+        stats["backfire_frequency"] = ("analysis_n_backfire", lambda s: float((s.dropna() > 0).mean())
+                                       if s.notna().any() else np.nan)
+        stats["analysed"] = ("analysis_n_backfire", lambda s: int(s.notna().sum()))
+    if stats and len(done):
+        out = out.join(done.groupby(keys, sort=False).agg(**stats))
+    return out.reset_index().drop(columns=["_all"], errors="ignore")
+
+
+def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
+          parquet: bool = False) -> tuple[Path, list[Path], list[str]]:
+    """Write the report of ``db`` into ``out`` (default ``<db folder>/report``), all or nothing.
+
+    Returns the folder, the files written and notes (figures skipped and why).
+    """
+    store = store_mod.open_existing(db)
+    try:
+        meta = store.meta()
+        axes = json.loads(meta.get("axes", "[]"))
+        runs = store.runs()
+        rounds = store.table("rounds")
+        models = store.table("models")
+        analyses = store.table("analyses")
+        errors = store.errors()
+    finally:
+        store.close()
+    out = Path(out) if out is not None else Path(db).parent / "report"
+    if out.exists() and not out.is_dir():
+        raise store_mod.StoreError(f"--out {str(out)!r} exists and is not a folder")
+    if parquet:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise store_mod.StoreError("--parquet needs pyarrow: pip install pyarrow") from None
+    group = group_axis(runs, axes, by)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    notes: list[str] = []
+    try:
+        tables = {"runs": runs.drop(columns=["started", "finished"]).assign(
+            started=pd.to_datetime(runs["started"], unit="s", utc=True),
+            finished=pd.to_datetime(runs["finished"], unit="s", utc=True)),
+            "rounds": rounds, "models": models,
+            "summary": summarise(runs, [a for a in axes if a in runs.columns])}
+        if group is not None:
+            tables[f"by_{_slug(group)}"] = summarise(runs, [group])
+        if len(analyses):
+            tables["analyses"] = analyses.drop(columns=["result"])
+        for name, frame in tables.items():
+            frame.to_csv(stage / f"{name}.csv", index=False)
+            if parquet:
+                frame.to_parquet(stage / f"{name}.parquet", index=False)
+        if errors:
+            (stage / "errors.txt").write_text("".join(
+                f"=== run {run_id} (setting {setting}, seed {seed})\n{text.rstrip()}\n\n"
+                for run_id, setting, seed, text in errors))
+        notes = figures(runs, rounds, group, axes, stage)
+        out.mkdir(exist_ok=True)
+        written = []
+        for f in sorted(stage.iterdir()):
+            f.replace(out / f.name)
+            written.append(out / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out, written, notes
+
+
+def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: list[str], folder: Path) -> list[str]:
+    """The standard figures into ``folder``; returns notes on figures that could not be drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    notes = []
+    done = runs[runs["status"] == "done"].copy()
+    if done.empty:
+        return ["no finished runs: no figures"]
+    label = group or "study"
+    done["_group"] = done[group].astype(str) if group else "all"
+    order = list(dict.fromkeys(done["_group"]))
+    hue = _hue_axis(done, axes, group)
+    hues = list(dict.fromkeys(done[hue].astype(str))) if hue else [None]
+    colours = plt.get_cmap("tab10")
+
+    # 1. final alignment and diversity by group, every run a point (the seed spread), mean +- sd
+    fig, panels = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(order) + 4), 4.2))
+    for ax, column, ylabel in ((panels[0], "mean_alignment", "final mean alignment E[r]"),
+                               (panels[1], "mean_diversity", "final mean diversity")):
+        for h, value in enumerate(hues):
+            rows = done if value is None else done[done[hue].astype(str) == value]
+            shift = (h - (len(hues) - 1) / 2) * 0.7 / max(len(hues), 1)
+            for g, name in enumerate(order):
+                y = rows.loc[rows["_group"] == name, column].dropna().to_numpy(dtype=float)
+                if not y.size:
+                    continue
+                x = g + shift + np.linspace(-0.08, 0.08, y.size) / max(len(hues), 1)
+                ax.scatter(x, y, s=12, alpha=0.6, color=colours(h % 10),
+                           label=f"{hue}={value}" if value is not None and g == 0 else None)
+                ax.errorbar(g + shift, y.mean(), yerr=y.std() if y.size > 1 else 0, fmt="_", color="k",
+                            ms=14, capsize=3, lw=1.2)
+        ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    if hue:
+        panels[0].legend(fontsize=7)
+    fig.suptitle("final alignment and diversity (points: runs; bars: mean +- sd over seeds)", fontsize=10)
+    _save(fig, folder / "final_by_topology.png")
+
+    # 2. backfire frequency by group (stable-point analysis)
+    if "analysis_n_backfire" in done and done["analysis_n_backfire"].notna().any():
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 3), 4))
+        width = 0.8 / len(hues)
+        for h, value in enumerate(hues):
+            rows = done if value is None else done[done[hue].astype(str) == value]
+            freq = [(_positive_share(rows.loc[rows["_group"] == name, "analysis_n_backfire"])) for name in order]
+            ax.bar(np.arange(len(order)) + (h - (len(hues) - 1) / 2) * width, freq, width,
+                   color=colours(h % 10), label=f"{hue}={value}" if value is not None else None)
+        ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+        ax.set_ylabel("share of runs with a backfire")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3, axis="y")
+        if hue:
+            ax.legend(fontsize=7)
+        ax.set_title("backfire frequency (curating j lowers some alignment in the long run)", fontsize=10)
+        _save(fig, folder / "backfire_by_topology.png")
+    else:
+        notes.append("backfire_by_topology.png: no stable-point analysis stored (set analysis = true in the study)")
+
+    # 3. observed convergence rate against the spectral radius of the retraining map
+    if "analysis_spectral_radius" in done and done["analysis_spectral_radius"].notna().any():
+        fig, ax = plt.subplots(figsize=(6, 5))
+        for g, name in enumerate(order):
+            rows = done[done["_group"] == name]
+            ax.scatter(rows["analysis_spectral_radius"], rows["observed_rate"], s=18, alpha=0.7,
+                       color=colours(g % 10), label=name)
+        finite = done[["analysis_spectral_radius", "observed_rate"]].to_numpy(dtype=float)
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            lo, hi = max(0.0, finite.min() - 0.05), min(1.5, finite.max() + 0.05)
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="rate = spectral radius")
+        ax.set_xlabel("spectral radius of the Jacobian at the stable point")
+        ax.set_ylabel("observed convergence rate (median max_change ratio)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        _save(fig, folder / "convergence_vs_spectral_radius.png")
+    else:
+        notes.append("convergence_vs_spectral_radius.png: no spectral radius stored "
+                     "(set analysis = true in the study); observed rates are in runs.csv")
+
+    # 4. alignment over rounds per group: mean over runs, band = min..max over runs
+    merged = rounds.merge(done[["run_id", "_group"]], on="run_id")
+    if len(merged):
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        for g, name in enumerate(order):
+            stats = merged[merged["_group"] == name].groupby("step")["mean_alignment"].agg(["mean", "min", "max"])
+            ax.plot(stats.index, stats["mean"], color=colours(g % 10), lw=1.6, label=name)
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=colours(g % 10), alpha=0.15, lw=0)
+        ax.set_xlabel("round")
+        ax.set_ylabel("mean alignment E[r]")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        ax.set_title(f"alignment over rounds per {label} (line: mean over runs; band: min..max)", fontsize=10)
+        _save(fig, folder / "alignment_over_rounds.png")
+    return notes
+
+
+def _hue_axis(done: pd.DataFrame, axes: list[str], group: str | None) -> str | None:
+    """A second axis to colour by: the only other axis, if it has 2..8 values."""
+    others = [a for a in axes if a != group and a in done.columns]
+    if len(others) == 1 and 2 <= done[others[0]].astype(str).nunique() <= 8:
+        return others[0]
+    return None
+
+
+def _positive_share(values: pd.Series) -> float:
+    values = values.dropna()
+    return float((values > 0).mean()) if len(values) else 0.0
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+# ---------------------------------------------------------------------------- command line
+def register(sub) -> None:
+    """Add ``ecosystem report`` to the subcommands ``sub`` (an argparse subparsers object)."""
+    p = sub.add_parser("report", help="tables and figures of a study's results database")
+    p.add_argument("db", type=Path, help="results database written by `ecosystem sweep`")
+    p.add_argument("--out", type=Path, help="report folder (default: <database folder>/report/)")
+    p.add_argument("--by", help="setting to group by (default: topology, topology.kind or the first axis)")
+    p.add_argument("--parquet", action="store_true", help="also write every table as Parquet (needs pyarrow)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(handler=_report)
+
+
+def _report(args) -> int:
+    out, written, notes = write(args.db, args.out, args.by, args.parquet)
+    if not args.quiet:
+        by = [f for f in written if f.name.startswith("by_") and f.suffix == ".csv"]
+        if by:
+            _print_table(pd.read_csv(by[0]))
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"wrote {len(written)} files to {out}/")
+    return 0
+
+
+def _print_table(table: pd.DataFrame) -> None:
+    key = table.columns[0]
+    columns = [("runs", "runs", "{:>6}"), ("failed", "failed", "{:>7}"),
+               ("mean_alignment_mean", "align", "{:>9.4f}"), ("mean_alignment_std", "+-sd", "{:>8.4f}"),
+               ("mean_diversity_mean", "diversity", "{:>10.4f}"), ("observed_rate_mean", "rate", "{:>7.3f}"),
+               ("spectral_radius_mean", "radius", "{:>7.3f}"), ("backfire_frequency", "backfire", "{:>9.2f}")]
+    columns = [c for c in columns if c[0] in table]
+    width = max(14, int(table[key].astype(str).str.len().max()) + 2)
+    print(f"{key:<{width}}" + "".join(f"{title:>{len(fmt.format(0))}}" for _, title, fmt in columns))
+    for _, row in table.iterrows():
+        cells = []
+        for column, _, fmt in columns:
+            value = row[column]
+            blank = " " * len(fmt.format(0))
+            cells.append(blank if pd.isna(value) else fmt.format(value))
+        print(f"{row[key]!s:<{width}}" + "".join(cells))

@@ -1,0 +1,347 @@
+"""Study files (TOML): a base scenario, axes to sweep and seeds, expanded into runs.
+
+A study is data: it is parsed with :mod:`tomllib` and checked key by key, never
+evaluated. Its reference is ``scenarios/studies/REFERENCE.md``. A *setting* is one
+point of the study's axes: a dict of dotted scenario keys to values (plus the labels
+of its variants); a *run* is one (setting, seed). Settings are applied to the parsed
+base scenario with :func:`ecosystem.scenario.set_dotted`, so any scenario key can be
+swept. Every problem raises :class:`StudyError` (a :class:`ScenarioError`), whose
+message names the study file, the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecosystem import scenario as scenario_mod
+from ecosystem.scenario import Scenario, ScenarioError, Section
+
+STUDY_KEYS = {"name", "description", "scenario", "seeds", "analysis", "set", "grid", "variants", "random"}
+DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
+RESERVED = {"seed": "the run seeds come from `seeds`", "name": "a run's name is the study's"}
+GENERATOR_PARAMS = set().union(*scenario_mod.TOPOLOGY_PARAMS.values())
+"""Topology keys that belong to one generator kind (dropped when ``topology.kind`` changes)."""
+
+
+class StudyError(ScenarioError):
+    """A study that cannot be run; the message names file, key and value."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of a study: variant labels and the dotted-key overrides it applies.
+
+    ``labels`` maps a variant axis (e.g. ``topology``) to the chosen variant's name;
+    ``values`` maps each swept dotted key (grid and random axes) to its value;
+    ``overrides`` is everything applied to the base scenario (variants' keys included).
+    """
+
+    labels: dict[str, str]
+    values: dict[str, Any]
+    overrides: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """A stable 16-hex-digit id: the same labels and overrides always give the same id."""
+        return _digest({"labels": self.labels, "overrides": self.overrides})[:16]
+
+    def describe(self) -> str:
+        """``topology=ring, topology.curator.K=2``: labels, then swept values."""
+        parts = [f"{k}={v}" for k, v in self.labels.items()] + [f"{k}={v!r}" for k, v in self.values.items()]
+        return ", ".join(parts) or "(base)"
+
+
+@dataclass
+class Study:
+    """A validated study: the base scenario (parsed TOML), fixed overrides, settings and seeds."""
+
+    name: str
+    description: str
+    path: str
+    scenario_path: str
+    base: dict
+    fixed: dict[str, Any]
+    settings: list[Setting]
+    seeds: list[int]
+    analysis: bool = False
+    axes: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of what every run shares (base scenario, fixed overrides, analysis flag, name).
+
+        Seeds and axis values are not part of it: adding seeds or grid values to a study
+        keeps its database usable (the new runs are added, the finished ones kept).
+        """
+        return _digest({"name": self.name, "base": self.base, "fixed": self.fixed, "analysis": self.analysis})
+
+    def runs(self) -> list[tuple[Setting, int]]:
+        """Every (setting, seed), seed-major: early partial results cover every setting."""
+        return [(s, seed) for seed in self.seeds for s in self.settings]
+
+    def scenario_data(self, setting: Setting, seed: int) -> dict:
+        """The scenario dict of one run (a fresh copy): base, then ``[set]``, then the setting, then the seed."""
+        return apply(apply(self.base, self.fixed), setting.overrides, seed)
+
+    def build(self, setting: Setting, seed: int) -> Scenario:
+        """The validated :class:`Scenario` of one run."""
+        return scenario_mod.parse(self.scenario_data(setting, seed), origin=self.scenario_path,
+                                  default_name=Path(self.scenario_path).stem)
+
+
+def apply(base: dict, overrides: dict[str, Any], seed: int | None = None) -> dict:
+    """A copy of the scenario dict ``base`` with dotted ``overrides`` set (and ``seed``).
+
+    Setting ``topology.kind`` drops the generator parameters of ``base`` that the new kind
+    does not take (e.g. ``n`` when switching from ``ring`` to ``communities``). The run seed
+    seeds everything, topology generators included, unless ``topology.seed`` is set.
+    """
+    data = copy.deepcopy(base)
+    kind = overrides.get("topology.kind")
+    if isinstance(kind, str) and isinstance(data.get("topology"), dict):
+        keep = scenario_mod.TOPOLOGY_PARAMS.get(kind, GENERATOR_PARAMS)
+        for key in list(data["topology"]):
+            if key in GENERATOR_PARAMS and key not in keep and f"topology.{key}" not in overrides:
+                del data["topology"][key]
+    for key, value in overrides.items():
+        scenario_mod.set_dotted(data, key, copy.deepcopy(value))
+    if seed is not None:
+        data["seed"] = seed
+    return data
+
+
+def load(path: str | Path, check: bool = True) -> Study:
+    """Read and validate a study file; with ``check``, also build every setting's scenario once."""
+    path = Path(path)
+    data = _read_toml(path, StudyError)
+    study = parse(data, path)
+    if check:
+        for setting in study.settings:
+            try:
+                study.build(setting, study.seeds[0])
+            except ScenarioError as err:
+                raise StudyError(f"{path}: setting {setting.describe()}: {err}") from None
+    return study
+
+
+def _read_toml(path: Path, error: type[Exception]) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{path}: not valid TOML: {err}") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read: {err.strerror}") from None
+
+
+def parse(data: dict, path: str | Path) -> Study:
+    """Validate a study given as a dict (the parsed TOML of the file at ``path``)."""
+    path = Path(path)
+    origin = str(path)
+    top = _Sec(data, "", origin)
+    top.only(STUDY_KEYS)
+    name = top.text("name", path.stem)
+    description = top.text("description", "")
+    scenario_path = _scenario_path(top, path)
+    try:
+        base = _read_toml(scenario_path, ScenarioError)
+    except ScenarioError as err:
+        top.fail(str(err), "scenario")
+    seeds = _seeds(top)
+    analysis = top.flag("analysis", False)
+
+    fixed = _flat(top.sub("set"), leaf=lambda v: not isinstance(v, dict))
+    grid = _flat(top.sub("grid"), leaf=lambda v: not isinstance(v, dict))
+    randoms = top.sub("random")
+    random_keys = _flat(_Sec({k: v for k, v in randoms.data.items() if k not in ("samples", "seed")},
+                                randoms.where, origin),
+                        leaf=lambda v: not isinstance(v, dict) or any(d in v for d in DISTRIBUTIONS))
+    variants = top.sub("variants")
+
+    owner: dict[str, str] = {}
+
+    def claim(key: str, where: str) -> None:
+        if key in RESERVED:
+            top.fail(f"cannot be swept or set: {RESERVED[key]}", f"{where}.{key}")
+        if owner.get(key) == "set" and where.startswith("variants."):
+            return  # a variant may make an exception to [set]
+        if key in owner:
+            top.fail(f"is also set in {owner[key]}", f"{where}.{key}")
+        owner[key] = where
+
+    for key in fixed:
+        claim(key, "set")
+    axes: list[tuple[str, list[tuple[dict[str, str], dict[str, Any], dict[str, Any]]]]] = []
+    for axis, table in variants.data.items():
+        sec = _Sec(table, f"variants.{axis}", origin)
+        if not sec.data:
+            sec.fail("must hold at least one variant table")
+        if axis in GENERATOR_PARAMS | {"seed", "status", "run_id"} or "." in axis:
+            sec.fail("choose another axis name (it clashes with a scenario key or a results column)")
+        points = []
+        keys_of_axis: set[str] = set()
+        for label, spec in sec.data.items():
+            overrides = _flat(_Sec(spec, f"variants.{axis}.{label}", origin), leaf=lambda v: not isinstance(v, dict))
+            keys_of_axis |= overrides.keys()
+            points.append(({axis: label}, {}, overrides))
+        for key in sorted(keys_of_axis):
+            claim(key, f"variants.{axis}")
+        axes.append((axis, points))
+    for key, values in grid.items():
+        claim(key, "grid")
+        if not isinstance(values, list) or not values:
+            top.fail(f"must be a non-empty list of values, got {_show(values)}", f"grid.{key}")
+        if len({_canonical(v) for v in values}) != len(values):
+            top.fail(f"has repeated values: {_show(values)}", f"grid.{key}")
+        axes.append((key, [({}, {key: v}, {key: v}) for v in values]))
+    if random_keys:
+        for key in random_keys:
+            claim(key, "random")
+        axes.append(("random", _random_points(randoms, random_keys)))
+    elif randoms.data:
+        randoms.fail("give at least one key to sample, e.g. \"topology.curator.tau\" = {uniform = [0.5, 2]}")
+
+    settings = []
+    for combo in itertools.product(*(points for _, points in axes)):
+        labels, values, overrides = {}, {}, {}
+        for lab, val, over in combo:
+            labels.update(lab)
+            values.update(val)
+            overrides.update(over)
+        settings.append(Setting(labels, values, overrides))
+    ids = [s.id for s in settings]
+    if len(set(ids)) != len(ids):
+        top.fail("two settings are identical (a repeated variant or random draw)", "grid")
+    axis_names = [a for a, _ in axes if a != "random"] + list(random_keys)
+    study = Study(name=name, description=description, path=origin, scenario_path=str(scenario_path),
+                  base=base, fixed=fixed, settings=settings, seeds=seeds, analysis=analysis, axes=axis_names)
+    return study
+
+
+class _Sec(Section):
+    """A :class:`Section` whose errors are :class:`StudyError`."""
+
+    def fail(self, message: str, key: str | None = None):
+        try:
+            super().fail(message, key)
+        except ScenarioError as err:
+            raise StudyError(str(err)) from None
+
+    def sub(self, key: str, default: Any = None) -> _Sec:
+        return _Sec(self.data.get(key, {} if default is None else default), self._at(key), self.origin)
+
+
+def _scenario_path(top: Section, path: Path) -> Path:
+    """The base scenario: a path relative to the study file, or a name in ``scenarios/``."""
+    given = top.text("scenario")
+    candidate = Path(given)
+    if not candidate.is_absolute():
+        candidate = path.parent / candidate
+    if candidate.exists() or Path(given).suffix:
+        return candidate
+    from ecosystem.cli import UsageError, resolve  # a bare name, as on the command line
+
+    try:
+        return resolve(given)
+    except UsageError as err:
+        top.fail(str(err), "scenario")
+
+
+def _seeds(top: Section) -> list[int]:
+    value = top.data.get("seeds", [0])
+    if isinstance(value, dict):
+        sec = top.sub("seeds")
+        sec.only({"start", "count"})
+        start = sec.number("start", 0, lo=0, integer=True)
+        return list(range(start, start + sec.number("count", None, lo=1, hi=1_000_000, integer=True)))
+    if not isinstance(value, list) or not value or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        top.fail(f"must be a non-empty list of integers >= 0 or {{start, count}}, got {_show(value)}", "seeds")
+    if len(set(value)) != len(value):
+        top.fail(f"has repeated seeds: {_show(value)}", "seeds")
+    return list(value)
+
+
+def _flat(sec: Section, leaf) -> dict[str, Any]:
+    """Dotted keys of a table: ``{"topology": {"kind": x}}`` and ``{"topology.kind": x}`` alike.
+
+    A quoted key with dots (``"topology.model.init" = {...}``) sets its value whole.
+    """
+    out: dict[str, Any] = {}
+
+    def walk(table: dict, prefix: str) -> None:
+        for key, value in table.items():
+            if not key or any(not part for part in key.split(".")):
+                sec.fail("is not a dotted scenario key", f"{prefix}{key}")
+            full = f"{prefix}{key}"
+            if "." not in key and not leaf(value):
+                if not value:
+                    sec.fail("is an empty table", full)
+                walk(value, f"{full}.")
+            else:
+                out[full] = value
+
+    walk(sec.data, "")
+    return out
+
+
+def _random_points(sec: Section, keys: dict[str, Any]) -> list[tuple[dict, dict, dict]]:
+    """``samples`` draws of every random key, from ``numpy.random.default_rng(seed)``, in file order."""
+    samples = sec.number("samples", None, lo=1, hi=1_000_000, integer=True)
+    rng = np.random.default_rng(sec.number("seed", 0, lo=0, integer=True))
+    draws = {}
+    for key, spec in keys.items():
+        s = _Sec(spec if isinstance(spec, dict) else {}, f"{sec.where}.{key}", sec.origin)
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+            s.fail(f"must be one of {{uniform = [lo, hi]}}, {{loguniform = [lo, hi]}}, "
+                   f"{{integers = [lo, hi]}}, {{choice = [...]}}; got {_show(spec)}")
+        dist, args = next(iter(spec.items()))
+        if dist == "choice":
+            if not isinstance(args, list) or not args:
+                s.fail("must be a non-empty list", dist)
+            draws[key] = [args[i] for i in rng.integers(0, len(args), samples)]
+            continue
+        lo, hi = _bounds(s, dist, args, integer=dist == "integers", positive=dist == "loguniform")
+        if dist == "uniform":
+            draws[key] = [float(v) for v in rng.uniform(lo, hi, samples)]
+        elif dist == "loguniform":
+            draws[key] = [float(v) for v in np.exp(rng.uniform(math.log(lo), math.log(hi), samples))]
+        else:
+            draws[key] = [int(v) for v in rng.integers(lo, hi, samples, endpoint=True)]
+    return [({}, {k: draws[k][i] for k in keys}, {k: draws[k][i] for k in keys}) for i in range(samples)]
+
+
+def _bounds(s: Section, dist: str, args: Any, integer: bool, positive: bool) -> tuple[float, float]:
+    ok = isinstance(args, list) and len(args) == 2 and all(
+        isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) for a in args)
+    if ok and integer:
+        ok = all(isinstance(a, int) for a in args)
+    if not ok or args[0] > args[1] or (positive and args[0] <= 0):
+        kind = "integers" if integer else "positive numbers" if positive else "numbers"
+        s.fail(f"must be [lo, hi] with lo <= hi, {kind}; got {_show(args)}", dist)
+    return args[0], args[1]
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(_canonical(value).encode()).hexdigest()
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,392 @@
+"""Sweeps: every (setting, seed) of a study run once, on any ``concurrent.futures.Executor``.
+
+The function workers call, :func:`run_task`, is top-level and takes and returns plain
+data (dicts of numbers, strings and lists), so it pickles to a process pool or a Dask
+cluster alike; a run's numbers depend only on its task (scenario, overrides, seed), not
+on the executor or the number of workers. The sweep loop keeps a bounded window of runs
+in flight and stores each one as it finishes (one transaction each, see
+:mod:`ecosystem.store`), so a killed sweep loses at most the runs in flight.
+
+:class:`BatchModel` is an :class:`EcosystemModel` built from keyword parameters, for
+users of ``mesa.batch_run``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecosystem import study as study_mod
+from ecosystem.model import ECOSYSTEM_COLUMNS, EcosystemModel
+from ecosystem.scenario import parse
+
+CONVERGED_CHANGE = 1e-8
+"""A run has converged when ``max_change`` (relative parameter change per round) stays below this."""
+RATE_FLOOR = 1e-12
+"""``max_change`` values below this are float noise and are left out of the rate estimate."""
+
+Task = dict[str, Any]
+Result = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------- one run
+def make_task(study: study_mod.Study, setting: study_mod.Setting, seed: int) -> Task:
+    """The plain-data description of one run, as sent to a worker."""
+    return {
+        "setting_id": setting.id, "seed": seed, "origin": study.scenario_path,
+        "scenario": study.scenario_data(setting, seed), "analysis": study.analysis,
+    }
+
+
+def run_task(task: Task) -> Result:
+    """Run one (setting, seed); never raises: a failure comes back as ``status = "failed"``.
+
+    Returns ``setting_id``, ``seed``, ``status`` (``done`` or ``failed``), ``started`` and
+    ``finished`` (Unix time, s), ``wall_time`` (s), ``worker`` (host:pid), ``error``
+    (traceback text or None), ``rounds`` (dict: ``step`` and each ecosystem column ->
+    list over rounds 0..steps), ``models`` (list of per-model final metric dicts),
+    ``summary`` (final ecosystem metrics, ``observed_rate``, ``converged``,
+    ``converged_round``, ``steps``, ``n_models``) and ``analysis`` (the stable-point
+    analysis dict, ``{"error": traceback}`` if the analysis raised, or None).
+    """
+    started, clock = time.time(), time.perf_counter()
+    out: Result = {"setting_id": task["setting_id"], "seed": task["seed"], "started": started,
+                   "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None,
+                   "rounds": None, "models": None, "summary": None, "analysis": None}
+    try:
+        with _one_blas_thread():
+            _run(task, out)
+        out["status"] = "done"
+    except Exception:  # a failed run is data: recorded with its traceback, the sweep goes on
+        out["status"] = "failed"
+        out["error"] = traceback.format_exc()
+        out["rounds"] = out["models"] = out["summary"] = out["analysis"] = None
+    out["finished"] = time.time()
+    out["wall_time"] = time.perf_counter() - clock
+    return out
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread: a multithreaded BLAS sums in an order that depends on its
+    thread count, which would make the analysis's last digits depend on the executor."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; only reproducibility suffers
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _run(task: Task, out: Result) -> None:
+    scenario = parse(task["scenario"], origin=task.get("origin", "<study>"))
+    model = scenario.build(seed=task["seed"])
+    model.run(scenario.steps)
+    out.update(collect(model))
+    if task.get("analysis"):
+        try:
+            out["analysis"] = analyse(model)
+        except Exception:  # the run itself is fine: keep it, with the analysis error
+            out["analysis"] = {"error": traceback.format_exc()}
+
+
+def collect(model: EcosystemModel) -> Result:
+    """Per-round ecosystem metrics, final per-model metrics and a summary, as plain data."""
+    eco = model.ecosystem_frame()
+    rounds = {"step": [int(s) for s in eco["step"]]}
+    for column in ECOSYSTEM_COLUMNS:
+        rounds[column] = [_num(v) for v in eco[column]]
+    agents = model.agents_frame()
+    first = agents[agents["step"] == agents["step"].min()].set_index("model")
+    models = []
+    for agent in model.model_agents:
+        models.append({
+            "model": str(agent.name), "initial_alignment": _num(first.loc[agent.name, "alignment"]),
+            "alignment": _num(agent.alignment), "diversity": _num(agent.diversity), "drift": _num(agent.drift),
+            "change": _num(agent.change), "curation_ratio": float(agent.curation_ratio),
+            "real_share": float(agent.real_share),
+        })
+    rate, converged_round = convergence(np.asarray(rounds["max_change"][1:], dtype=float))
+    summary = {column: _num(model.ecosystem[column]) for column in ECOSYSTEM_COLUMNS}
+    summary.update(steps=int(model.steps), n_models=len(model.model_agents), observed_rate=rate,
+                   converged=converged_round is not None, converged_round=converged_round)
+    return {"rounds": rounds, "models": models, "summary": summary}
+
+
+def convergence(change: np.ndarray) -> tuple[float | None, int | None]:
+    """Observed linear convergence rate and the round from which the run stays converged.
+
+    ``change[t - 1]`` is ``max_change`` of round t (t = 1..T). The rate is the median
+    ratio ``change[t + 1] / change[t]`` over the second half of the rounds whose change is
+    above :data:`RATE_FLOOR` (the geometric tail, before float noise), None with fewer
+    than 3 such ratios. The converged round is the first t after which every change is
+    below :data:`CONVERGED_CHANGE` (None if the last one is not).
+    """
+    change = np.where(np.isfinite(change), change, np.inf)
+    above = np.flatnonzero(change > RATE_FLOOR)
+    rate = None
+    if above.size >= 4:
+        last = above[-1]
+        run = change[: last + 1]
+        valid = np.flatnonzero(run > RATE_FLOOR)
+        tail = valid[valid.size // 2:]
+        tail = tail[tail + 1 <= last]
+        ratios = run[tail + 1] / run[tail]
+        ratios = ratios[np.isfinite(ratios)]
+        if ratios.size >= 3:
+            rate = float(np.median(ratios))
+    below = change < CONVERGED_CHANGE
+    if change.size == 0 or not below[-1]:
+        return rate, None
+    not_below = np.flatnonzero(~below)
+    return rate, int(not_below[-1] + 2) if not_below.size else 1
+
+
+def analyse(model: EcosystemModel) -> dict | None:
+    """Stable-point analysis of a finished run (``ecosystem.analysis``), None if not installed."""
+    try:
+        from ecosystem import analysis
+    except ImportError:
+        return None
+    return analysis.analyze(model).to_dict()
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# ---------------------------------------------------------------------------- executors
+def _quiet_worker() -> None:
+    """Workers ignore Ctrl-C: the sweep process alone handles it (and stops them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def executor(workers: int = 1, dask: str | None = None) -> Iterator[cf.Executor]:
+    """A ``concurrent.futures.Executor``: serial (1 worker), a process pool, or Dask.
+
+    ``dask`` is a scheduler address (``tcp://host:8786``) or ``local`` for a
+    ``LocalCluster`` of ``workers`` single-threaded worker processes on 127.0.0.1.
+    Process pools use the ``spawn`` start method (no state is inherited from the sweep
+    process, e.g. its open database).
+    """
+    if dask is not None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ModuleNotFoundError(
+                "--dask needs Dask distributed: pip install -e \".[dask]\"") from None
+        cluster = None
+        if dask == "local":
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None, silence_logs=40)
+            client = Client(cluster)
+        else:
+            client = Client(dask, timeout=30)
+        try:
+            yield client.get_executor(pure=False)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    if workers <= 1:
+        yield SerialExecutor()
+        return
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_quiet_worker)
+    try:
+        yield pool
+    except BaseException:
+        _stop(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel queued runs and end the workers now (runs in flight are lost, not stored)."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public API for this
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+
+
+class SerialExecutor(cf.Executor):
+    """Runs each submitted call at once in this process (for ``--workers 1`` and debugging)."""
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:
+            future.set_exception(err)
+            if not isinstance(err, Exception):
+                raise
+        return future
+
+
+# ---------------------------------------------------------------------------- the sweep
+def execute(study: study_mod.Study, store, pool: cf.Executor, *, task: Callable[[Task], Result] = run_task,
+            window: int = 4, progress: bool = False) -> dict[str, int]:
+    """Run every unfinished (setting, seed) of ``study`` on ``pool``; store each as it finishes.
+
+    Runs stored as ``done`` are skipped; failed ones are run again. At most ``window``
+    runs are in flight at once. ``task`` is the function workers call (a top-level
+    function of a task dict; :func:`run_task` unless testing). Returns counts: ``total``,
+    ``skipped`` (already done), ``done`` and ``failed`` (this sweep).
+    """
+    from tqdm.auto import tqdm
+
+    store.begin(study)
+    finished = store.finished()
+    todo = [(s, seed) for s, seed in study.runs() if (s.id, seed) not in finished]
+    counts = {"total": len(study.settings) * len(study.seeds), "skipped": 0, "done": 0, "failed": 0}
+    counts["skipped"] = counts["total"] - len(todo)
+    pending = iter(todo)
+    running: dict[cf.Future, tuple[study_mod.Setting, int]] = {}
+    bar = tqdm(total=len(todo), desc=study.name, unit="run", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True, smoothing=0.1)
+    try:
+        while True:
+            while len(running) < window:
+                nxt = next(pending, None)
+                if nxt is None:
+                    break
+                running[pool.submit(task, make_task(study, *nxt))] = nxt
+            if not running:
+                break
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                setting, seed = running.pop(future)
+                try:
+                    result = future.result()
+                except Exception as err:  # the worker itself died (e.g. out of memory)
+                    now = time.time()
+                    result = {"setting_id": setting.id, "seed": seed, "status": "failed", "started": now,
+                              "finished": now, "wall_time": None, "worker": None,
+                              "error": f"the worker running this run failed: {err!r}"}
+                store.record(result)
+                counts[result["status"]] += 1
+                bar.update()
+                if counts["failed"]:
+                    bar.set_postfix(failed=counts["failed"], refresh=False)
+    finally:
+        bar.close()
+    return counts
+
+
+# ---------------------------------------------------------------------------- mesa.batch_run
+class BatchModel(EcosystemModel):
+    """An :class:`EcosystemModel` from keyword parameters, for ``mesa.batch_run``.
+
+    Args:
+        scenario: a scenario path or name (``ring`` -> ``scenarios/ring.toml``).
+        seed: the run's seed (``batch_run`` passes it; it also seeds topology generators).
+        steps: rounds to run (default: the scenario's); ``running`` turns False after them.
+        **overrides: dotted scenario keys, e.g. ``**{"topology.curation_ratio": 0.3}``.
+
+    Example::
+
+        from mesa.batchrunner import batch_run
+        rows = batch_run(BatchModel, {"scenario": "ring", "topology.curation_ratio": [0.2, 0.4]},
+                         rng=[0, 1], max_steps=10_000, number_processes=1)
+    """
+
+    def __init__(self, scenario: str | Path = "default", seed: int | None = None, steps: int | None = None,
+                 **overrides: Any) -> None:
+        from ecosystem.cli import resolve
+
+        path = resolve(str(scenario))
+        base = study_mod._read_toml(Path(path), study_mod.ScenarioError)
+        data = study_mod.apply(base, overrides, seed)
+        built = parse(data, origin=str(path), default_name=Path(path).stem)
+        super().__init__(built.graph, built.family, mode=built.mode, order=built.order, rewards=built.rewards,
+                         reference=built.reference, rng=built.seed)
+        self.scenario = built
+        self.max_rounds = built.steps if steps is None else steps
+        self.running = self.max_rounds > 0
+
+    def step(self) -> None:
+        """One round; ``running`` turns False after ``steps`` rounds."""
+        super().step()
+        self.running = self.steps < self.max_rounds
+
+
+# ---------------------------------------------------------------------------- command line
+def register(sub) -> None:
+    """Add ``ecosystem sweep`` to the subcommands ``sub`` (an argparse subparsers object)."""
+    p = sub.add_parser("sweep", help="run every (setting, seed) of a study file into a results database")
+    p.add_argument("study", type=Path, help="study file (TOML; see scenarios/studies/REFERENCE.md)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1: serial)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on Dask: a scheduler address tcp://host:8786, "
+                   "or 'local' for a LocalCluster of --workers processes")
+    p.add_argument("--db", type=Path, help="results database (default: results/<study name>/study.sqlite)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(handler=_sweep)
+
+
+def _sweep(args) -> int:
+    from ecosystem import store as store_mod
+    from ecosystem.cli import UsageError
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.dask is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise UsageError("--dask needs Dask distributed, which is not installed: "
+                             "pip install -e \".[dask]\"") from None
+    study = study_mod.load(args.study)
+    db = args.db or Path("results") / study.name / "study.sqlite"
+    if db.exists() and not db.is_file():
+        raise UsageError(f"--db {str(db)!r} exists and is not a file")
+    store = store_mod.Store(db)
+    try:
+        store.check(study)
+        start = time.perf_counter()
+        where = f"Dask {args.dask}" if args.dask else (
+            f"{args.workers} worker processes" if args.workers > 1 else "serially")
+        if not args.quiet:
+            print(f"{study.name}: {len(study.settings)} settings x {len(study.seeds)} seeds, "
+                  f"running {where}; results in {db}", file=sys.stderr)
+        try:
+            with executor(args.workers, args.dask) as pool:
+                window = 2 * max(args.workers, _dask_workers(pool)) if args.dask else 2 * args.workers
+                counts = execute(study, store, pool, window=window, progress=not args.quiet)
+        except KeyboardInterrupt:
+            print(f"error: interrupted; {store.count('done')} finished runs are stored in {db}; "
+                  "run the same command again to resume", file=sys.stderr)
+            return 130
+        elapsed = time.perf_counter() - start
+    finally:
+        store.close()
+    if not args.quiet:
+        print(f"{study.name}: {counts['done']} runs done, {counts['failed']} failed, "
+              f"{counts['skipped']} already finished ({elapsed:.1f} s); database {db}")
+        if counts["failed"]:
+            print(f"failed runs keep their traceback: ecosystem report {db}")
+    return 1 if counts["failed"] else 0
+
+
+def _dask_workers(pool: cf.Executor) -> int:
+    client = getattr(pool, "_client", None)
+    try:
+        return len(client.scheduler_info()["workers"]) if client is not None else 1
+    except Exception:
+        return 1

@@ -167,7 +167,7 @@ def parse(data: dict, path: str | Path) -> Study:
     randoms = top.sub("random")
     random_keys = _flat(_Sec({k: v for k, v in randoms.data.items() if k not in ("samples", "seed")},
                                 randoms.where, origin),
-                        leaf=lambda v: not isinstance(v, dict) or any(d in v for d in DISTRIBUTIONS))
+                        leaf=lambda v: not isinstance(v, dict) or not any(isinstance(x, dict) for x in v.values()))
     variants = top.sub("variants")
 
     owner: dict[str, str] = {}

@@ -279,7 +279,8 @@ def execute(study: study_mod.Study, store, pool: cf.Executor, *, task: Callable[
                     now = time.time()
                     result = {"setting_id": setting.id, "seed": seed, "status": "failed", "started": now,
                               "finished": now, "wall_time": None, "worker": None,
-                              "error": f"the worker running this run failed: {err!r}"}
+                              "error": "the worker function raised (or its process died):\n"
+                                       + "".join(traceback.format_exception(err))}
                 store.record(result)
                 counts[result["status"]] += 1
                 bar.update()

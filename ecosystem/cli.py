@@ -71,10 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="smaller grids and fewer replicates (a smoke run)")
     rep.add_argument("--seed", type=int, default=0, help="seed of the finite-sample runs")
     rep.set_defaults(handler=_reproduce)
-    from ecosystem import report, sweep  # studies: `sweep` and `report` register themselves
+    from ecosystem import report, serve, sweep  # `sweep`, `report` and `viz` (serve) register themselves
 
     sweep.register(sub)
     report.register(sub)
+    serve.register(sub)
     return parser
 
 

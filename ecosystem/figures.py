@@ -39,31 +39,50 @@ def time_series(agents: pd.DataFrame, ecosystem: pd.DataFrame, column: str, path
     plt.close(fig)
 
 
+NODE_STYLE = {"curator": ("s", "#f2c14e"), "source": ("D", "#7fb77e"), "pool": ("h", "#b8b8d1")}
+"""Marker and colour of the non-model nodes; models are circles coloured by alignment."""
+ALIGNMENT_CMAP = "coolwarm_r"
+MAX_ARROWS = 150
+"""Edges drawn as arrows up to this many; beyond, as plain lines (much faster to render)."""
+
+
+def draw_network(ax, graph: nx.DiGraph, alignment: dict, pos: dict, vmin: float, vmax: float,
+                 labels: bool | None = None):
+    """Draw the data-flow graph on ``ax``: models coloured by ``alignment`` on ``[vmin, vmax]``,
+    curators, sources and pools by marker, edge width by share. Returns the model-node
+    collection (a ScalarMappable: pass it to a colorbar, or ``set_array`` new values)."""
+    models = [v for v in graph.nodes if kind(graph, v) == "model"]
+    values = np.ma.masked_invalid(np.array([alignment.get(v, np.nan) for v in models], dtype=float))
+    widths = [2.5 * d.get("weight", 0.3) + 0.3 for *_, d in graph.edges(data=True)]
+    nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, alpha=0.45, arrowsize=10,
+                           arrows=graph.number_of_edges() <= MAX_ARROWS, edge_color="0.35")
+    small = len(models) <= 60
+    cmap = plt.get_cmap(ALIGNMENT_CMAP).with_extremes(bad="0.8")
+    sc = ax.scatter([pos[v][0] for v in models], [pos[v][1] for v in models], c=values, cmap=cmap,
+                    vmin=vmin, vmax=vmax, s=420 if small else 90, edgecolors="0.2", linewidths=0.6,
+                    zorder=3, label="model")
+    for k, (marker, colour) in NODE_STYLE.items():
+        nodes = [v for v in graph.nodes if kind(graph, v) == k]
+        if nodes:
+            ax.scatter([pos[v][0] for v in nodes], [pos[v][1] for v in nodes], marker=marker, c=colour,
+                       s=260 if small else 50, edgecolors="0.3", linewidths=0.5, zorder=3, label=k)
+    if labels if labels is not None else graph.number_of_nodes() <= 60:
+        nx.draw_networkx_labels(graph, pos, font_size=7, ax=ax)
+    ax.legend(fontsize=8, loc="lower left", markerscale=0.6)
+    ax.set_axis_off()
+    return sc
+
+
 def network(graph: nx.DiGraph, final_alignment: dict, path: Path, seed: int = 0) -> None:
     """The data-flow graph, models coloured by final alignment on a labelled scale."""
     fig, ax = plt.subplots(figsize=(7, 6))
-    pos = nx.spring_layout(graph, seed=seed)
-    models = [v for v in graph.nodes if kind(graph, v) == "model"]
-    values = np.array([final_alignment.get(v, np.nan) for v in models], dtype=float)
+    values = np.array(list(final_alignment.values()), dtype=float)
     finite = values[np.isfinite(values)]
     lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5, hi + 0.5
-    widths = [2.5 * d.get("weight", 0.3) + 0.3 for *_, d in graph.edges(data=True)]
-    nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, alpha=0.5, arrowsize=10)
-    sc = nx.draw_networkx_nodes(graph, pos, nodelist=models, node_color=np.nan_to_num(values, nan=lo),
-                                cmap="coolwarm_r", vmin=lo, vmax=hi, node_size=420, ax=ax)
-    style = {"curator": ("s", "#f2c14e"), "source": ("D", "#7fb77e"), "pool": ("h", "#b8b8d1")}
-    for k, (marker, colour) in style.items():
-        nodes = [v for v in graph.nodes if kind(graph, v) == k]
-        if nodes:
-            nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_shape=marker,
-                                   node_color=colour, node_size=260, ax=ax, label=k)
-    if graph.number_of_nodes() <= 60:
-        nx.draw_networkx_labels(graph, pos, font_size=7, ax=ax)
+    sc = draw_network(ax, graph, final_alignment, nx.spring_layout(graph, seed=seed), lo, hi)
     fig.colorbar(sc, ax=ax, label="final alignment")
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -73,6 +92,15 @@ def influence_heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path
                       title: str = "long-run influence dJ_i*/dp") -> None:
     """A diverging heatmap of ``matrix`` ``(len(rows), len(cols))``, zero at the centre colour."""
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(cols), 1.2 + 0.45 * len(rows)))
+    draw_influence(ax, matrix, rows, cols, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_influence(ax, matrix: np.ndarray, rows: list[str], cols: list[str],
+                   title: str = "long-run influence dJ_i*/dp") -> None:
+    """The influence heatmap on ``ax`` (diverging, zero at the centre colour), with its colorbar."""
     finite = np.abs(matrix[np.isfinite(matrix)])
     bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     im = ax.imshow(matrix, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
@@ -82,8 +110,5 @@ def influence_heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path
         for (i, j), v in np.ndenumerate(matrix):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6)
-    fig.colorbar(im, ax=ax, label="dJ/dp")
+    ax.figure.colorbar(im, ax=ax, label="dJ/dp")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -1,0 +1,49 @@
+"""``ecosystem viz``: serve the browser page (``viz/app.py``) on 127.0.0.1.
+
+The page lives in the repository's ``viz/`` folder, the only code that imports solara; this
+module only finds it and imports it when the command runs, so the package works without the
+``viz`` extra, and a missing extra is a one-line ``error:``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def register(sub) -> None:
+    """Add the ``viz`` subcommand to the ``ecosystem`` subparsers ``sub``."""
+    viz = sub.add_parser("viz", help="serve the browser page: the ecosystem live, with knobs")
+    viz.add_argument("scenario", nargs="?", help="scenario file or name shown first (default: the default scenario)")
+    viz.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free port)")
+    viz.set_defaults(handler=_viz)
+
+
+def _viz(args: argparse.Namespace) -> int:
+    from ecosystem.cli import UsageError, resolve
+    from ecosystem.scenario import load
+
+    scenario = resolve(args.scenario)
+    load(scenario)                                   # a bad file fails here, as `error:` with exit 2
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    if not (REPOSITORY / "viz" / "app.py").exists():
+        raise UsageError(f"the browser app viz/app.py is not beside {REPOSITORY}: run from a source checkout")
+    if str(REPOSITORY) not in sys.path:
+        sys.path.insert(0, str(REPOSITORY))
+    try:
+        import solara  # noqa: F401
+        import solara_assets  # noqa: F401
+
+        from viz import server
+    except ImportError as err:
+        raise UsageError(f"the browser page needs the viz extra ({err.name} is missing): "
+                         "pip install -e '.[viz]'") from None
+    port = args.port or server.free_port()
+    if not server.port_is_free(port):
+        raise UsageError(f"port {port} on 127.0.0.1 is in use; pick another with --port")
+    server.serve(str(Path(scenario).resolve()), port, announce=lambda line: print(line, flush=True))
+    return 0

@@ -1,0 +1,190 @@
+"""The browser page: an ecosystem live in Mesa's ``SolaraViz`` (matplotlib drawings).
+
+Run it with ``ecosystem viz [SCENARIO]`` (or ``solara run viz/app.py``). The sidebar holds
+Mesa's Reset / Play / Step controls and the knobs (scenario, topology and size, curation
+ratio, K, tau, real-data share, mode, seed): change knobs, then press Reset to rebuild the
+ecosystem. Page 0 shows the data-flow graph coloured by alignment, a status line, and time
+series of alignment, diversity and homogenisation; page 1 the influence matrix and the
+backfire list of :func:`ecosystem.analysis.analyze`.
+
+The scenario shown first is ``$ECOSYSTEM_VIZ_SCENARIO`` (a name in ``scenarios/`` or a path),
+else ``default``.
+"""
+
+from __future__ import annotations
+
+import os
+from html import escape
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import solara
+from matplotlib.figure import Figure
+from mesa.visualization import SolaraViz
+from mesa.visualization.utils import update_counter
+
+from ecosystem import analysis, figures
+from viz.model import FILE, KS, MODES, SCENARIO_DIR, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, scenario_names
+from viz.pictures import DPI, NetworkPicture, SeriesPicture
+
+MAX_ANALYSIS_PARAMETERS = 400
+"""Analysis (a Jacobian by finite differences) is offered up to this many free parameters."""
+HINT = "Change knobs, then press <b>Reset</b> to rebuild the ecosystem; <b>Step</b> or <b>▶</b> to run rounds."
+
+
+def initial_scenario() -> str:
+    """The scenario shown first: ``$ECOSYSTEM_VIZ_SCENARIO`` or ``default``."""
+    return os.environ.get("ECOSYSTEM_VIZ_SCENARIO", "default")
+
+
+def _choices(values) -> list[str]:
+    return [FILE, *(str(v) for v in values)]
+
+
+def model_params(scenario: str) -> dict:
+    """The knobs of the page (Mesa ``SolaraViz`` user parameters); ``file`` keeps the file's value."""
+    names = scenario_names()
+    if scenario not in names:
+        names.append(scenario)
+    select = lambda label, values: {"type": "Select", "value": FILE, "values": values, "label": label}  # noqa: E731
+    return {
+        "scenario_name": {"type": "Select", "value": scenario, "values": names, "label": "Scenario"},
+        "topology": select("Topology", _choices(TOPOLOGIES)),
+        "n": select("Size n (models)", _choices(SIZES)),
+        "curation_ratio": select("Curation ratio λ", _choices(SHARES)),
+        "real_share": select("Real-data share", _choices(SHARES)),
+        "K": select("K (candidates per choice)", _choices(KS)),
+        "tau": select("τ (temperature)", _choices(TAUS)),
+        "mode": select("Mode", _choices(MODES)),
+        "seed": {"type": "InputText", "value": "", "label": "Seed (blank: the file's)"},
+    }
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def analysis_result(model: VizModel) -> dict:
+    """``analyze(model)`` as a dict (with the heatmap figure), or ``{"message": ...}``; cached per model."""
+    cached = getattr(model, "_analysis", None)
+    if cached is not None:
+        return cached
+    size = len(model.model_agents) * model.state.shape[1]
+    if size > MAX_ANALYSIS_PARAMETERS:
+        out = {"message": f"The influence analysis is offered here up to {MAX_ANALYSIS_PARAMETERS} free "
+                          f"parameters (this ecosystem has {size}); run `ecosystem analyze` instead."}
+    else:
+        try:
+            result = analysis.analyze(model, analysis.curation_parameters(model))
+        except Exception as err:
+            out = {"message": f"The analysis failed: {type(err).__name__}: {err}"}
+        else:
+            out = result.to_dict()
+            if out["parameters"]:
+                fig = Figure(figsize=(1.6 + 0.7 * len(out["parameters"]), 1.4 + 0.45 * len(out["models"])), dpi=DPI)
+                figures.draw_influence(fig.add_subplot(), result.influence.influence, out["models"],
+                                       out["parameters"])
+                fig.tight_layout()
+                out["figure"] = fig
+    model._analysis = out
+    return out
+
+
+# --------------------------------------------------------------------------- components
+
+
+def _picture(model: VizModel, kind: type):
+    """The model's picture of class ``kind``, built on first use (one per model and kind)."""
+    pictures_ = model.__dict__.setdefault("_pictures", {})
+    if kind not in pictures_:
+        pictures_[kind] = kind(model)
+    return pictures_[kind]
+
+
+@solara.component
+def NetworkView(model: VizModel):
+    """The data-flow graph, models coloured by their current alignment."""
+    update_counter.get()
+    png = solara.use_memo(lambda: None if model.error else _picture(model, NetworkPicture).png(model),
+                          [id(model), model.steps])
+    if model.error:
+        return solara.Error(f"Cannot build this ecosystem: {model.error}")
+    return solara.Image(png, format="png")
+
+
+@solara.component
+def SeriesView(model: VizModel):
+    """Alignment per model with the ecosystem mean and minimum; diversity; homogenisation."""
+    update_counter.get()
+    png = solara.use_memo(lambda: None if model.error else _picture(model, SeriesPicture).png(model),
+                          [id(model), model.steps])
+    if model.error:
+        return solara.Text("")
+    return solara.Image(png, format="png")
+
+
+@solara.component
+def StatusView(model: VizModel):
+    """The round counter, what was built, and the ecosystem metrics now (or the build error)."""
+    update_counter.get()
+    with solara.Column() as main:
+        if model.error:
+            solara.Error(f"Cannot build this ecosystem: {model.error}")
+            solara.Text("Pick other knobs and press Reset.")
+        else:
+            eco = model.ecosystem
+            _html(f"<h3 class='ecosystem-round'>Round {model.steps}</h3><p>{escape(model.describe())}</p>"
+                  f"<p>mean alignment {eco['mean_alignment']:.4f} · min alignment {eco['min_alignment']:.4f}<br>"
+                  f"mean diversity {eco['mean_diversity']:.4f} · pairwise divergence "
+                  f"{eco['pairwise_divergence']:.4g}</p><p>{HINT}</p>")
+    return main
+
+
+def _html(html: str):
+    return solara.HTML(tag="div", unsafe_innerHTML=html)
+
+
+@solara.component
+def AnalysisView(model: VizModel):
+    """Stable point, influence matrix heatmap and backfire list (population mode)."""
+    if model.error:
+        return solara.Markdown("")
+    r = analysis_result(model)
+    with solara.Column() as main:
+        if "message" in r:
+            solara.Warning(r["message"])
+            return main
+        status = "converged" if r["converged"] else "did not converge"
+        stable = "a contraction (locally stable)" if r["stable"] else "NOT a contraction"
+        _html(f"<h3>Long-run analysis (population mode)</h3><p>Stable point {status} in {r['iterations']} "
+              f"iterations; spectral radius {r['spectral_radius']:.4f}: {stable}.</p>")
+        if "figure" in r:
+            solara.FigureMatplotlib(r["figure"], format="png", dependencies=[id(model)])
+        if r["backfire"]:
+            rows = "".join(f"<tr><td>{escape(b['parameter'])}</td><td>{escape(b['affected'])}</td>"
+                           f"<td>{b['raw']:+.4g}</td><td>{b['influence']:+.4g}</td></tr>" for b in r["backfire"])
+            _html("<p><b>Backfire</b>: one-round and long-run effects disagree in sign</p><table class='backfire'>"
+                  "<tr><th>parameter</th><th>affected model</th><th>one-round</th><th>long-run</th></tr>"
+                  f"{rows}</table>")
+        else:
+            _html("<p><b>Backfire</b>: none; one-round and long-run effects agree in sign everywhere.</p>")
+    return main
+
+
+def make_page(scenario: str | None = None):
+    """The ``SolaraViz`` page for ``scenario`` (default: :func:`initial_scenario`)."""
+    scenario = scenario or initial_scenario()
+    if Path(scenario).suffix == ".toml":
+        path = Path(scenario).resolve()
+        scenario = path.stem if path.parent == SCENARIO_DIR else str(path)
+    return SolaraViz(
+        VizModel(scenario_name=scenario),
+        components=[(NetworkView, 0), (SeriesView, 0), (StatusView, 0), (AnalysisView, 1)],
+        model_params=model_params(scenario),
+        name="ecosystem: curation in a multi-model training loop",
+        play_interval=50,
+    )
+
+
+page = make_page()

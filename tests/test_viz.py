@@ -1,0 +1,155 @@
+"""The browser page in-process: VizModel knobs, readable errors, rendering and the Step button."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from viz_support import need_module
+
+need_module("solara", "pip install -e '.[viz]'")
+
+import ipyvuetify as v  # noqa: E402
+import ipywidgets as widgets  # noqa: E402
+import solara  # noqa: E402
+
+from ecosystem import flows  # noqa: E402
+from ecosystem.agents import CuratorAgent  # noqa: E402
+from viz import app  # noqa: E402
+from viz.model import FILE, VizModel, nice_ceil, scenario_names  # noqa: E402
+from viz.pictures import NetworkPicture, SeriesPicture  # noqa: E402
+
+
+def test_scenario_names_lists_the_shipped_files_default_first():
+    names = scenario_names()
+    assert names[0] == "default"
+    assert {"ring", "gaussian"} <= set(names)
+
+
+def test_knobs_left_at_file_build_the_scenario_as_written():
+    m = VizModel(scenario_name="ring")
+    assert m.error is None
+    assert len(m.model_agents) == 6 and m.mode == "population" and m.seed == 0
+    assert m.model_agents[0].curation_ratio == pytest.approx(0.4)
+
+
+def test_topology_knobs_set_template_keys():
+    m = VizModel(scenario_name="ring", n="10", curation_ratio="0.6", real_share="0.2", K="2", tau="0.5",
+                 mode="sample", seed="7")
+    assert m.error is None
+    assert len(m.model_agents) == 10 and m.mode == "sample" and m.seed == 7
+    a = m.model_agents[0]
+    assert a.curation_ratio == pytest.approx(0.6) and a.real_share == pytest.approx(0.2)
+    curator = m.agents_by_type[CuratorAgent][0]
+    assert curator.K == 2 and curator.tau == pytest.approx(0.5)
+
+
+def test_switching_an_explicit_scenario_to_a_topology_keeps_its_rewards():
+    m = VizModel(scenario_name="default", topology="barabasi_albert", n="20")
+    assert m.error is None
+    assert len(m.model_agents) == 20
+    prefs = {m.graph.nodes[c]["curator"].preference.name for c in flows.nodes_of(m.graph, "curator")}
+    assert prefs == {"warm", "cool"}
+
+
+def test_explicit_scenario_knobs_set_the_shares_of_curated_models():
+    m = VizModel(scenario_name="default", curation_ratio="0.7")
+    assert m.error is None
+    for agent in m.model_agents:
+        assert agent.curation_ratio == pytest.approx(0.7)
+        assert agent.real_share == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("knobs, words", [
+    ({"seed": "abc"}, "seed must be an integer"),
+    ({"scenario_name": "default", "n": "10"}, "pick a topology"),
+    ({"scenario_name": "default", "real_share": "0.3", "curation_ratio": "0.3"}, "has none"),
+    ({"scenario_name": "ring", "real_share": "0.8", "curation_ratio": "0.5"}, "exceeds 1"),
+    ({"scenario_name": "no_such_scenario"}, "no scenario file"),
+])
+def test_invalid_knob_combinations_give_a_message_not_an_exception(knobs, words):
+    m = VizModel(**knobs)
+    assert m.error and words in m.error
+    m.step()                                   # does nothing, raises nothing
+    assert not m.running
+
+
+def test_colour_scale_is_fixed_for_a_built_model():
+    m = VizModel(scenario_name="default")
+    bound = m.colour_bound
+    m.run(5)
+    assert m.colour_bound == bound and bound in (0.5, 1.0)
+    assert nice_ceil(0.3) == pytest.approx(0.5) and nice_ceil(2.1) == pytest.approx(2.5)
+
+
+def test_pictures_change_with_the_rounds():
+    m = VizModel(scenario_name="ring", n="100")
+    net, series = NetworkPicture(m), SeriesPicture(m)
+    first = net.png(m), series.png(m)
+    m.step()
+    second = net.png(m), series.png(m)
+    assert all(p.startswith(b"\x89PNG") for p in first + second)
+    assert first[0] != second[0] and first[1] != second[1]
+
+
+def _render():
+    @solara.component
+    def Page():
+        with solara.AppLayout():
+            app.make_page("default")
+
+    return solara.render(Page(), handle_error=False)
+
+
+def _html(rc) -> list[str]:
+    """The HTML strings of the page's ``solara.HTML`` elements."""
+    return [w.unsafe_innerHTML or "" for w in rc.find(solara.widgets.HTML).widgets]
+
+
+def _status_html(rc) -> str:
+    html = [h for h in _html(rc) if "Round" in h]
+    assert len(html) == 1, html
+    return html[0]
+
+
+def test_page_renders_and_step_advances_the_model_and_redraws():
+    _box, rc = _render()
+    labels = [b.children[0] for b in rc.find(v.Btn).widgets]
+    assert {"Reset", "Step"} <= set(labels)
+    assert "Round 0" in _status_html(rc)
+    network_before = rc.find(widgets.Image).widgets[0].value
+    step = rc.find(v.Btn, children=["Step"]).widget
+    for _ in range(3):
+        step.click()
+    assert "Round 3" in _status_html(rc)
+    assert rc.find(widgets.Image).widgets[0].value != network_before
+    rc.close()
+
+
+def test_status_of_an_invalid_model_is_a_readable_error():
+    _box, rc = solara.render(app.StatusView(VizModel(seed="x1")), handle_error=False)
+    alerts = rc.find(v.Alert).widgets
+    assert alerts and "seed must be an integer" in alerts[0].children[0]
+    assert "Traceback" not in str(alerts[0].children)
+    rc.close()
+
+
+def test_analysis_view_shows_influence_and_backfire_section():
+    m = VizModel(scenario_name="default")
+    result = app.analysis_result(m)
+    assert "message" not in result and "figure" in result
+    assert np.isfinite(result["spectral_radius"])
+    _box, rc = solara.render(app.AnalysisView(m), handle_error=False)
+    html = " ".join(_html(rc))
+    assert "spectral radius" in html and "Backfire" in html
+    rc.close()
+
+
+def test_analysis_is_declined_politely_for_large_ecosystems():
+    result = app.analysis_result(VizModel(scenario_name="ring", n="100"))
+    assert "ecosystem analyze" in result["message"]
+
+
+def test_model_params_keep_file_values_by_default():
+    params = app.model_params("ring")
+    assert params["scenario_name"]["value"] == "ring"
+    assert all(p["value"] == FILE for k, p in params.items() if k not in ("scenario_name", "seed"))

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean viz
 
 setup: $(STAMP)
 
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	echo "using $$PYTHON ($$($$PYTHON --version))"; \
 	$$PYTHON -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,dask]"
+	$(PY) -m pip install --quiet -e ".[dev,dask,viz,browser]"
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -20,6 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+viz: $(STAMP)
+	$(VENV)/bin/ecosystem viz $(SCENARIO)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ecosystem tests scenarios viz benchmarks

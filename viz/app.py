@@ -172,16 +172,19 @@ def AnalysisView(model: VizModel):
     return main
 
 
-def make_page(scenario: str | None = None):
-    """The ``SolaraViz`` page for ``scenario`` (default: :func:`initial_scenario`)."""
+def make_page(scenario: str | None = None, **knobs: str):
+    """The ``SolaraViz`` page for ``scenario`` (default: :func:`initial_scenario`), built with ``knobs``."""
     scenario = scenario or initial_scenario()
     if Path(scenario).suffix == ".toml":
         path = Path(scenario).resolve()
         scenario = path.stem if path.parent == SCENARIO_DIR else str(path)
+    params = model_params(scenario)
+    for key, value in knobs.items():
+        params[key]["value"] = str(value)
     return SolaraViz(
-        VizModel(scenario_name=scenario),
+        VizModel(scenario_name=scenario, **knobs),
         components=[(NetworkView, 0), (SeriesView, 0), (StatusView, 0), (AnalysisView, 1)],
-        model_params=model_params(scenario),
+        model_params=params,
         name="ecosystem: curation in a multi-model training loop",
         play_interval=50,
     )

@@ -1,0 +1,28 @@
+"""``ecosystem viz`` errors, and the rule that only ``viz/`` imports solara (no solara needed here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from ecosystem import cli
+
+
+def test_package_and_cli_do_not_import_solara():
+    code = ("import sys, ecosystem, ecosystem.cli, ecosystem.serve; ecosystem.cli._parser(); "
+            "assert 'solara' not in sys.modules, 'solara imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_viz_extra_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "solara", None)        # import solara -> ImportError
+    assert cli.main(["viz", "default", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the browser page needs the viz extra") and err.count("\n") == 1
+
+
+def test_bad_scenario_and_port_are_usage_errors(capsys):
+    assert cli.main(["viz", "no_such_scenario"]) == 2
+    assert cli.main(["viz", "default", "--port", "70000"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: no scenario file") and err[1].startswith("error: --port must be")

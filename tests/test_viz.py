@@ -141,6 +141,8 @@ def test_analysis_view_shows_influence_and_backfire_section():
     _box, rc = solara.render(app.AnalysisView(m), handle_error=False)
     html = " ".join(_html(rc))
     assert "spectral radius" in html and "Backfire" in html
+    assert "Self backfire" in html and "A_base" in html     # the default scenario's point
+    assert [m for m, _ in app.self_backfire(result)] == ["A_base", "A_more"]
     rc.close()
 
 

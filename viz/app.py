@@ -91,6 +91,18 @@ def analysis_result(model: VizModel) -> dict:
     return out
 
 
+def self_backfire(report: dict) -> list[tuple[str, float]]:
+    """Models whose long-run alignment falls as their own curation ratio rises: ``(model, dJ/dlambda)``."""
+    out = []
+    for i, model in enumerate(report["models"]):
+        label = f"curation_ratio[{model}]"
+        if label in report["parameters"]:
+            value = report["influence"][i][report["parameters"].index(label)]
+            if value is not None and value < 0:
+                out.append((model, value))
+    return out
+
+
 # --------------------------------------------------------------------------- components
 
 
@@ -161,6 +173,10 @@ def AnalysisView(model: VizModel):
               f"iterations; spectral radius {r['spectral_radius']:.4f}: {stable}.</p>")
         if "figure" in r:
             solara.FigureMatplotlib(r["figure"], format="png", dependencies=[id(model)])
+        own = self_backfire(r)
+        if own:
+            _html("<p><b>Self backfire</b> (more curation by a model's own users lowers its long-run alignment): "
+                  + ", ".join(f"{escape(m)} {v:+.3g}" for m, v in own) + "</p>")
         if r["backfire"]:
             rows = "".join(f"<tr><td>{escape(b['parameter'])}</td><td>{escape(b['affected'])}</td>"
                            f"<td>{b['raw']:+.4g}</td><td>{b['influence']:+.4g}</td></tr>" for b in r["backfire"])

@@ -106,7 +106,7 @@ def self_backfire(report: dict) -> list[tuple[str, float]]:
 # --------------------------------------------------------------------------- components
 
 
-def _picture(model: VizModel, kind: type):
+def _picture(model: VizModel, kind: type) -> NetworkPicture | SeriesPicture:
     """The model's picture of class ``kind``, built on first use (one per model and kind)."""
     pictures_ = model.__dict__.setdefault("_pictures", {})
     if kind not in pictures_:
@@ -115,7 +115,7 @@ def _picture(model: VizModel, kind: type):
 
 
 @solara.component
-def NetworkView(model: VizModel):
+def NetworkView(model: VizModel) -> solara.Element:
     """The data-flow graph, models coloured by their current alignment."""
     update_counter.get()
     png = solara.use_memo(lambda: None if model.error else _picture(model, NetworkPicture).png(model),
@@ -126,7 +126,7 @@ def NetworkView(model: VizModel):
 
 
 @solara.component
-def SeriesView(model: VizModel):
+def SeriesView(model: VizModel) -> solara.Element:
     """Alignment per model with the ecosystem mean and minimum; diversity; homogenisation."""
     update_counter.get()
     png = solara.use_memo(lambda: None if model.error else _picture(model, SeriesPicture).png(model),
@@ -137,7 +137,7 @@ def SeriesView(model: VizModel):
 
 
 @solara.component
-def StatusView(model: VizModel):
+def StatusView(model: VizModel) -> solara.Element:
     """The round counter, what was built, and the ecosystem metrics now (or the build error)."""
     update_counter.get()
     with solara.Column() as main:
@@ -153,12 +153,12 @@ def StatusView(model: VizModel):
     return main
 
 
-def _html(html: str):
+def _html(html: str) -> solara.Element:
     return solara.HTML(tag="div", unsafe_innerHTML=html)
 
 
 @solara.component
-def AnalysisView(model: VizModel):
+def AnalysisView(model: VizModel) -> solara.Element:
     """Stable point, influence matrix heatmap and backfire list (population mode)."""
     if model.error:
         return solara.Markdown("")
@@ -188,7 +188,7 @@ def AnalysisView(model: VizModel):
     return main
 
 
-def make_page(scenario: str | None = None, **knobs: str):
+def make_page(scenario: str | None = None, **knobs: str) -> solara.Element:
     """The ``SolaraViz`` page for ``scenario`` (default: :func:`initial_scenario`), built with ``knobs``."""
     scenario = scenario or initial_scenario()
     if Path(scenario).suffix == ".toml":

@@ -24,7 +24,7 @@ from mesa import Model
 from ecosystem import flows
 from ecosystem.curation import Curator
 from ecosystem.model import EcosystemModel
-from ecosystem.scenario import ScenarioError, parse
+from ecosystem.scenario import Scenario, ScenarioError, parse
 
 FILE = "file"
 """Knob value meaning "as in the scenario file"."""
@@ -129,7 +129,7 @@ class VizModel(EcosystemModel):
 
 
 def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: Any, tau: Any,
-           real_share: Any, mode: str, seed: Any):
+           real_share: Any, mode: str, seed: Any) -> tuple[Scenario, nx.DiGraph, str, int]:
     """Parse the scenario with the knobs applied: ``(scenario, graph, mode, seed)``."""
     path = Path(scenario_name)
     if path.suffix != ".toml":

@@ -213,19 +213,20 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
         notes.append("convergence_vs_spectral_radius.png: no spectral radius stored "
                      "(set analysis = true in the study); observed rates are in runs.csv")
 
-    # 4. alignment over rounds per group: mean over runs, band = min..max over runs
+    # 4. alignment over rounds per group: mean over runs, band = interquartile range over runs
     merged = rounds.merge(done[["run_id", "_group"]], on="run_id")
     if len(merged):
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         for g, name in enumerate(order):
-            stats = merged[merged["_group"] == name].groupby("step")["mean_alignment"].agg(["mean", "min", "max"])
-            ax.plot(stats.index, stats["mean"], color=colours(g % 10), lw=1.6, label=name)
-            ax.fill_between(stats.index, stats["min"], stats["max"], color=colours(g % 10), alpha=0.15, lw=0)
+            steps = merged[merged["_group"] == name].groupby("step")["mean_alignment"]
+            mean, q1, q3 = steps.mean(), steps.quantile(0.25), steps.quantile(0.75)
+            ax.plot(mean.index, mean.to_numpy(), color=colours(g % 10), lw=1.6, label=name)
+            ax.fill_between(mean.index, q1.to_numpy(), q3.to_numpy(), color=colours(g % 10), alpha=0.15, lw=0)
         ax.set_xlabel("round")
         ax.set_ylabel("mean alignment E[r]")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
-        ax.set_title(f"alignment over rounds per {label} (line: mean over runs; band: min..max)", fontsize=10)
+        ax.set_title(f"alignment over rounds per {label} (line: mean over runs; band: quartiles)", fontsize=10)
         _save(fig, folder / "alignment_over_rounds.png")
     return notes
 

@@ -129,25 +129,23 @@ def collect(model: EcosystemModel) -> Result:
 def convergence(change: np.ndarray) -> tuple[float | None, int | None]:
     """Observed linear convergence rate and the round from which the run stays converged.
 
-    ``change[t - 1]`` is ``max_change`` of round t (t = 1..T). The rate is the median
-    ratio ``change[t + 1] / change[t]`` over the second half of the rounds whose change is
-    above :data:`RATE_FLOOR` (the geometric tail, before float noise), None with fewer
-    than 3 such ratios. The converged round is the first t after which every change is
-    below :data:`CONVERGED_CHANGE` (None if the last one is not).
+    ``change[t - 1]`` is ``max_change`` of round t (t = 1..T). The rate is
+    ``exp(slope)`` of a least-squares line through ``log change`` over the second half of
+    the rounds up to the last one above :data:`RATE_FLOOR` (the geometric tail, before
+    float noise): the geometric mean ratio per round, right also when the decay is a
+    staircase (a complex or negative leading eigenvalue); None with fewer than 4 such
+    rounds. The converged round is the first t after which every change is below
+    :data:`CONVERGED_CHANGE` (None if the last one is not).
     """
     change = np.where(np.isfinite(change), change, np.inf)
-    above = np.flatnonzero(change > RATE_FLOOR)
+    above = np.flatnonzero((change > RATE_FLOOR) & np.isfinite(change))
     rate = None
     if above.size >= 4:
-        last = above[-1]
-        run = change[: last + 1]
-        valid = np.flatnonzero(run > RATE_FLOOR)
-        tail = valid[valid.size // 2:]
-        tail = tail[tail + 1 <= last]
-        ratios = run[tail + 1] / run[tail]
-        ratios = ratios[np.isfinite(ratios)]
-        if ratios.size >= 3:
-            rate = float(np.median(ratios))
+        t = np.arange(above[0], above[-1] + 1)
+        t = t[t.size // 2:]
+        if t.size >= 4:
+            logs = np.log(np.maximum(change[t], RATE_FLOOR))
+            rate = float(np.exp(np.polyfit(t, logs, 1)[0]))
     below = change < CONVERGED_CHANGE
     if change.size == 0 or not below[-1]:
         return rate, None

@@ -109,7 +109,7 @@ def test_an_exception_in_the_run_is_recorded_with_its_traceback(tmp_path):
 
 def test_sweep_killed_with_sigkill_resumes_without_duplicates_or_recomputation(tmp_path):
     path = tmp_path / "kill.toml"
-    path.write_text(f'scenario = "{RING}"\nseeds = {{start = 0, count = 12}}\n[set]\nsteps = 40\n'
+    path.write_text(f'scenario = "{RING}"\nseeds = {{start = 0, count = 12}}\n[set]\nsteps = 25\n'
                     '"topology.n" = 6\nmode = "sample"\n')
     db = tmp_path / "kill.sqlite"
     cmd = [sys.executable, "-m", "ecosystem", "sweep", str(path), "--db", str(db), "--quiet"]
@@ -144,7 +144,7 @@ def test_sweep_killed_with_sigkill_resumes_without_duplicates_or_recomputation(t
         if seed in before:
             assert started == before[seed]  # finished runs were not recomputed
     steps = con.execute("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM rounds").fetchone()
-    assert steps == (12 * 41, 12)
+    assert steps == (12 * 26, 12)
 
 
 def test_convergence_rate_of_a_geometric_decay():
@@ -153,6 +153,8 @@ def test_convergence_rate_of_a_geometric_decay():
     rate, converged = sweep.convergence(change)
     assert rate == pytest.approx(0.7)
     assert converged == int(np.argmax(change < 1e-8)) + 1
+    staircase = 0.3 * np.cumprod(np.tile([0.5, 1.0], 20))  # a period-2 decay: 0.5 per two rounds
+    assert sweep.convergence(staircase)[0] == pytest.approx(np.sqrt(0.5), rel=0.02)
     assert sweep.convergence(np.full(30, 0.2)) == (pytest.approx(1.0), None)
     assert sweep.convergence(np.array([0.1])) == (None, None)
 

@@ -7,8 +7,6 @@ stays a few array operations for all of them.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from mesa.discrete_space import FixedAgent
 
@@ -81,23 +79,13 @@ class CuratorAgent(_NodeAgent):
     def producer(self) -> object:
         return flows.producer(self.model.graph, self.name)
 
-    def _set_rule(self, **changes) -> None:
-        cur = self.curator
-        fields = {f.name for f in dataclasses.fields(cur.rule)}
-        bad = set(changes) - fields
-        if bad:
-            raise ValueError(f"curator '{self.name}': rule {type(cur.rule).__name__} has no {', '.join(bad)}")
-        new = dataclasses.replace(cur, rule=dataclasses.replace(cur.rule, **changes))
-        self.model.graph.nodes[self.name]["curator"] = new
-        self.model.recompile()
-
     @property
     def K(self) -> int:
         return getattr(self.curator.rule, "K", 0)
 
     @K.setter
     def K(self, value: int) -> None:
-        self._set_rule(K=int(value))
+        self.model.apply("set_K", self.name, value)
 
     @property
     def tau(self) -> float:
@@ -105,7 +93,7 @@ class CuratorAgent(_NodeAgent):
 
     @tau.setter
     def tau(self, value: float) -> None:
-        self._set_rule(tau=float(value))
+        self.model.apply("set_tau", self.name, value)
 
 
 class DataSourceAgent(_NodeAgent):

@@ -217,17 +217,22 @@ def _reproduce(args) -> int:
 
 
 def _print_summary(model, scenario: Scenario, steps: int, seed: int, elapsed: float) -> None:
-    print(f"{scenario.name}: {len(model.model_agents)} models, {steps} rounds, "
-          f"{model.mode} mode, seed {seed} ({elapsed:.2f} s)")
     agents = model.agents_frame()
-    first = agents[agents["step"] == 0].set_index("model")["alignment"]
-    print(f"{'model':<14}{'lambda':>8}{'align t=0':>12}{'align end':>12}{'diversity':>11}")
-    shown = model.model_agents[:20]
-    for agent in shown:
-        print(f"{agent.name!s:<14}{agent.curation_ratio:>8.2f}{first[agent.name]:>12.4f}"
-              f"{agent.alignment:>12.4f}{agent.diversity:>11.4f}")
-    if len(model.model_agents) > len(shown):
-        print(f"... and {len(model.model_agents) - len(shown)} more (see agents.csv)")
+    rows = agents.groupby("model", sort=False)
+    print(f"{scenario.name}: {rows.ngroups} models, {steps} rounds, "
+          f"{model.mode} mode, seed {seed} ({elapsed:.2f} s)")
+    print(f"{'model':<14}{'lambda':>8}{'align start':>13}{'align end':>12}{'diversity':>11}")
+    current = {a.name: a for a in model.model_agents}
+    for k, (name, df) in enumerate(rows):
+        if k == 20:
+            print(f"... and {rows.ngroups - 20} more (see agents.csv)")
+            break
+        agent = current.get(name)
+        lam = f"{agent.curation_ratio:>8.2f}" if agent else f"{'gone':>8}"
+        print(f"{name!s:<14}{lam}{df['alignment'].iloc[0]:>13.4f}{df['alignment'].iloc[-1]:>12.4f}"
+              f"{df['diversity'].iloc[-1]:>11.4f}")
+    if model.event_log:
+        print(f"{len(model.event_log)} events applied (see events.csv)")
     eco = model.ecosystem
     print("ecosystem: " + ", ".join(f"{k} {v:.4g}" for k, v in eco.items() if np.isfinite(v)))
 

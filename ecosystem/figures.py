@@ -19,9 +19,12 @@ MAX_LINES = 12
 
 
 def time_series(agents: pd.DataFrame, ecosystem: pd.DataFrame, column: str, path: Path,
-                ylabel: str) -> None:
-    """``column`` per model over rounds (up to :data:`MAX_LINES` models) with the ecosystem mean."""
+                ylabel: str, events: list[int] = ()) -> None:
+    """``column`` per model over rounds (up to :data:`MAX_LINES` models) with the ecosystem mean;
+    vertical lines mark the rounds at which scripted events took effect."""
     fig, ax = plt.subplots(figsize=(7, 4))
+    for k, at in enumerate(events):
+        ax.axvline(at, color="0.6", ls=":", lw=1, label="event" if k == 0 else None)
     names = agents["model"].unique()
     if len(names) <= MAX_LINES:
         for name, df in agents.groupby("model", sort=False):

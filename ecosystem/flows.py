@@ -70,8 +70,6 @@ def validate(graph: nx.DiGraph, family_kind: str = "categorical", dim: int | Non
         if k == "curator":
             if len(preds) != 1:
                 raise FlowError(f"curator '{v}': must judge exactly one producer, has {len(preds)}")
-            if graph.out_degree(v) == 0:
-                raise FlowError(f"curator '{v}': its curated outputs flow nowhere")
         elif k in ("model", "pool"):
             if not preds:
                 raise FlowError(f"{k} '{v}': has no inputs (give it at least one in-edge)")

@@ -6,9 +6,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from mesa import DataCollector, Model
-from mesa.discrete_space import Network
+from mesa.discrete_space import Cell, Network
 
-from ecosystem import flows, metrics
+from ecosystem import events, flows, metrics
 from ecosystem.agents import CuratorAgent, DataSourceAgent, GenerativeModelAgent
 from ecosystem.families import Family, Gaussian
 from ecosystem.rewards import Reward
@@ -39,6 +39,9 @@ class EcosystemModel(Model):
         reference: the real-data source that drift is measured from (default: the
             first source; without sources, each model's initial distribution).
         rng: seed or numpy Generator; every random draw of the run comes from it.
+        builder: turns event values (distributions, rewards, curator tables) into
+            objects; given by :class:`~ecosystem.scenario.Scenario` (needed only for events
+            that add models or curators, set rewards or real data).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class EcosystemModel(Model):
         rewards: dict[str, Reward] | None = None,
         reference: object | None = None,
         rng: int | np.random.Generator | None = None,
+        builder=None,
     ) -> None:
         super().__init__(rng=rng)
         if mode not in MODES:
@@ -60,30 +64,30 @@ class EcosystemModel(Model):
         flows.validate(graph, family.kind, getattr(family, "dim", None))
         self.graph, self.family, self.mode, self.order = graph, family, mode, order
         self.rewards = dict(rewards or {})
+        self.builder = builder
         self.kernel = RoundKernel(graph, family)
         names = self.kernel.models
-        attr = graph.nodes
-        self.state = np.stack([np.asarray(attr[m]["moments"], dtype=float) for m in names])
+        self.state = np.stack([np.asarray(graph.nodes[m]["moments"], dtype=float) for m in names])
         self.initial = self.state.copy()
-        self.sample_size = np.array([int(attr[m].get("sample_size", 1000)) for m in names])
-        self.retention = np.array([attr[m].get("retention", "replace") for m in names])
-        for m, r in zip(names, self.retention, strict=True):
-            if r not in RETENTIONS:
-                raise flows.FlowError(f"model '{m}': retention must be one of {', '.join(RETENTIONS)}, not {r!r}")
         self._accumulated = np.zeros_like(self.state)
         self._accumulated_weight = np.zeros(len(names))
         self._reservoir: tuple[np.ndarray, np.ndarray] | None = None
+        self._seen = np.zeros(len(names))
+        self._read_model_attributes()
         sources = flows.nodes_of(graph, "source")
         ref = reference if reference is not None else (sources[0] if sources else None)
-        self.reference = self.initial if ref is None else np.asarray(attr[ref]["moments"], dtype=float)
+        self._reference_source = ref
+        self.reference = self.initial if ref is None else np.asarray(graph.nodes[ref]["moments"], dtype=float)
+        self.event_log: list[dict] = []
+        self._scripted: list = []
 
-        self.grid = Network(graph, layout=None, random=self.random)
+        skeleton = nx.DiGraph()
+        skeleton.add_nodes_from(graph.nodes)
+        skeleton.add_edges_from(graph.edges)
+        self.grid = Network(skeleton, layout=None, random=self.random)
         self.model_agents = [GenerativeModelAgent(self, m, i) for i, m in enumerate(names)]
         for v in graph.nodes:
-            if flows.kind(graph, v) == "curator":
-                CuratorAgent(self, v)
-            elif flows.kind(graph, v) in ("source", "pool"):
-                DataSourceAgent(self, v)
+            self._new_agent(v)
         self._eval_rewards = [self._users_reward(m) for m in names]
 
         self.datacollector = DataCollector(
@@ -105,21 +109,123 @@ class EcosystemModel(Model):
                 return self.graph.nodes[c]["curator"].preference
         return None
 
+    def _new_agent(self, v: object) -> None:
+        k = flows.kind(self.graph, v)
+        if k == "curator":
+            CuratorAgent(self, v)
+        elif k in ("source", "pool"):
+            DataSourceAgent(self, v)
+
+    def _read_model_attributes(self) -> None:
+        names, attr = self.kernel.models, self.graph.nodes
+        self.sample_size = np.array([int(attr[m].get("sample_size", 1000)) for m in names])
+        self.retention = np.array([attr[m].get("retention", "replace") for m in names])
+        for m, r in zip(names, self.retention, strict=True):
+            if r not in RETENTIONS:
+                raise flows.FlowError(f"model '{m}': retention must be one of {', '.join(RETENTIONS)}, not {r!r}")
+
+    def index_of(self, model: object) -> int:
+        """Row of ``model`` in :attr:`state`."""
+        return self.kernel.index[model]
+
+    def agent(self, name: object):
+        """The agent standing on data-flow node ``name``."""
+        return next(iter(self.grid[name].agents))
+
     def recompile(self) -> None:
-        """Re-read the data-flow graph after a change to its shares or curators."""
+        """Re-read the data-flow graph after any change: shares, curators, nodes added or removed.
+
+        Models keep their state by name; newcomers start from their node's ``moments``;
+        agents of removed nodes leave the model, new nodes get agents.
+        """
         flows.validate(self.graph, self.family.kind, getattr(self.family, "dim", None))
+        old_names, old_index = list(self.kernel.models), dict(self.kernel.index)
         self.kernel = RoundKernel(self.graph, self.family)
-        self._eval_rewards = [self._users_reward(m) for m in self.kernel.models]
+        names = self.kernel.models
+        if names != old_names:
+            self._reindex(old_names, old_index, names)
+        self._read_model_attributes()
+        if self._reference_source is not None and self._reference_source in self.graph:
+            self.reference = np.asarray(self.graph.nodes[self._reference_source]["moments"], dtype=float)
+        self._eval_rewards = [self._users_reward(m) for m in names]
+
+    def _reindex(self, old_names: list, old_index: dict, names: list) -> None:
+        """Carry per-model arrays, agents and the grid over to a new list of models."""
+        keep = [m for m in names if m in old_index]
+        rows = np.array([old_index[m] for m in keep], dtype=np.int64)
+        new_rows = np.array([names.index(m) for m in keep], dtype=np.int64)
+
+        def carry(array: np.ndarray, fresh) -> np.ndarray:
+            out = np.stack([fresh(m) for m in names]) if array.ndim > 1 else np.array([fresh(m) for m in names])
+            out[new_rows] = array[rows]
+            return out
+
+        moments = lambda m: np.asarray(self.graph.nodes[m]["moments"], dtype=float)  # noqa: E731
+        self.state = carry(self.state, moments)
+        self.initial = carry(self.initial, moments)
+        self._accumulated = carry(self._accumulated, lambda m: np.zeros(self.state.shape[1]))
+        self._accumulated_weight = carry(self._accumulated_weight, lambda m: 0.0)
+        self._seen = carry(self._seen, lambda m: 0.0)
+        if self.reference.ndim == 2:
+            self.reference = self.initial
+        if self._reservoir is not None:
+            kept, owner = self._reservoir
+            remap = np.full(len(old_names), -1)
+            remap[rows] = new_rows
+            alive = remap[owner] >= 0
+            self._reservoir = (kept[alive], remap[owner[alive]])
+        for name in [v for v in self.grid.G.nodes if v not in self.graph]:
+            for agent in list(self.grid[name].agents):
+                agent.remove()
+            self.grid.remove_cell(self.grid[name])
+        for name in [v for v in self.graph.nodes if v not in self.grid.G]:
+            self.grid.add_cell(Cell(name, random=self.random))
+            self._new_agent(name)
+        by_name = {a.name: a for a in self.model_agents if a.name in self.graph}
+        self.model_agents = [by_name[m] if m in by_name else GenerativeModelAgent(self, m, i)
+                             for i, m in enumerate(names)]
+        for i, agent in enumerate(self.model_agents):
+            agent.index = i
+        old, new = set(self.grid.G.edges), set(self.graph.edges)
+        for u, v in old - new:
+            self.grid.G.remove_edge(u, v)
+            self.grid[u].disconnect(self.grid[v])
+        for u, v in new - old:
+            self.grid.G.add_edge(u, v)
+            self.grid[u].connect(self.grid[v], v)
 
     def set_curation_ratio(self, model: object, value: float) -> None:
         """Set ``lambda`` of ``model``; its other inputs absorb the change proportionally."""
-        flows.set_curation_ratio(self.graph, model, value)
-        self.recompile()
+        self.apply("set_curation_ratio", model, value)
 
     def set_real_share(self, model: object, value: float) -> None:
         """Set the real-data share of ``model``; its other inputs absorb the change."""
-        flows.set_share(self.graph, model, ("source",), value)
+        self.apply("set_real_share", model, value)
+
+    # ------------------------------------------------------------------ scripting
+    def apply(self, action: str, target: object, value=None, at: int | None = None) -> None:
+        """Apply one event action now (see :mod:`ecosystem.events`) and log it in :attr:`event_log`."""
+        old, new = events.Change(self)(action, target, value)
         self.recompile()
+        self.log_event(self.steps + 1 if at is None else at, action, target, old, new)
+
+    def log_event(self, at: int, action: str, target: object, old, new) -> None:
+        """Record a change: it takes effect from round ``at``."""
+        self.event_log.append({"round": at, "action": action, "target": str(target),
+                               "old": events.render(old), "new": events.render(new)})
+
+    def schedule(self, action: str, target: object, value=None, *, at: int, every: int | None = None,
+                 until: int | None = None) -> None:
+        """Apply ``action`` before round ``at`` (and every ``every`` rounds until ``until``)."""
+        events.schedule(self, events.EventSpec(at, action, str(target), value, every, until))
+
+    def when(self, condition, action, *, once: bool = True, label: str = "condition") -> None:
+        """After each round, if ``condition(model)`` holds, call ``action(model)`` (once by default)."""
+        events.when(self, condition, action, once, label)
+
+    def events_frame(self) -> pd.DataFrame:
+        """One row per applied event: ``round, action, target, old, new``."""
+        return pd.DataFrame(self.event_log, columns=["round", "action", "target", "old", "new"])
 
     # ------------------------------------------------------------------ dynamics
     def step(self) -> None:

@@ -21,18 +21,21 @@ from ecosystem.scenario import Scenario
 def summary(model: EcosystemModel, scenario: Scenario, seed: int) -> dict:
     """The run's settings, final ecosystem metrics and per-model results (JSON-ready)."""
     agents = model.agents_frame()
-    first = agents[agents["step"] == agents["step"].min()].set_index("model")
-    last = agents[agents["step"] == agents["step"].max()].set_index("model")
+    current = {a.name: a for a in model.model_agents}
     per_model = {}
-    for agent in model.model_agents:
-        name = agent.name
+    for name, rows in agents.groupby("model", sort=False):
+        first, last = rows.iloc[0], rows.iloc[-1]
+        agent = current.get(name)
         per_model[str(name)] = {
-            "initial_alignment": _clean(first.loc[name, "alignment"]),
-            "alignment": _clean(last.loc[name, "alignment"]),
-            "diversity": _clean(last.loc[name, "diversity"]),
-            "drift": _clean(last.loc[name, "drift"]),
-            "curation_ratio": agent.curation_ratio,
-            "real_share": agent.real_share,
+            "initial_alignment": _clean(first["alignment"]),
+            "alignment": _clean(last["alignment"]),
+            "diversity": _clean(last["diversity"]),
+            "drift": _clean(last["drift"]),
+            "first_step": int(first["step"]),
+            "last_step": int(last["step"]),
+            "curation_ratio": agent.curation_ratio if agent else None,
+            "real_share": agent.real_share if agent else None,
+            "present_at_end": agent is not None,
         }
     return {
         "scenario": scenario.name,
@@ -47,6 +50,7 @@ def summary(model: EcosystemModel, scenario: Scenario, seed: int) -> dict:
         "n_curators": len(flows.nodes_of(model.graph, "curator")),
         "ecosystem": {k: _clean(v) for k, v in model.ecosystem.items()},
         "models": per_model,
+        "events": model.event_log,
     }
 
 
@@ -67,11 +71,13 @@ def write(model: EcosystemModel, scenario: Scenario, seed: int, out: Path) -> li
         agents.to_csv(stage / "agents.csv", index=False)
         if model.rewards:
             model.cross_alignment_frame().to_csv(stage / "cross_alignment.csv", index=False)
+        model.events_frame().to_csv(stage / "events.csv", index=False)
+        marks = sorted({e["round"] for e in model.event_log})
         (stage / "summary.json").write_text(json.dumps(summary(model, scenario, seed), indent=2) + "\n")
-        figures.time_series(agents, eco, "alignment", stage / "alignment.png", "alignment E[r]")
+        figures.time_series(agents, eco, "alignment", stage / "alignment.png", "alignment E[r]", marks)
         figures.time_series(agents, eco, "diversity", stage / "diversity.png",
-                            "entropy (nats)" if model.family.kind == "categorical" else "total variance")
-        final = dict(zip(agents["model"], agents["alignment"], strict=True))
+                            "entropy (nats)" if model.family.kind == "categorical" else "total variance", marks)
+        final = {a.name: a.alignment for a in model.model_agents}
         figures.network(model.graph, final, stage / "graph.png")
         out.mkdir(exist_ok=True)
         written = []

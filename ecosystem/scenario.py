@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from ecosystem import flows, topologies
+from ecosystem import events, flows, topologies
 from ecosystem.curation import BestOfK, Curator, Luce, Tilt
 from ecosystem.families import Categorical, Family, Gaussian
 from ecosystem.model import MODES, ORDERS, EcosystemModel
@@ -24,7 +24,7 @@ from ecosystem.rewards import Ball, Linear, Quadratic, Reward, Tabular
 from ecosystem.rounds import RETENTIONS
 
 TOP_KEYS = {
-    "name", "description", "seed", "steps", "mode", "order", "reference",
+    "name", "description", "seed", "steps", "mode", "order", "reference", "events",
     "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology",
 }
 
@@ -122,14 +122,47 @@ class Scenario:
     order: str = "synchronous"
     reference: str | None = None
     source: str = field(default="<python>")
+    events: list[events.EventSpec] = field(default_factory=list)
+    builder: Builder | None = None
 
     def build(self, *, seed: int | None = None, mode: str | None = None) -> EcosystemModel:
-        """A fresh :class:`EcosystemModel` (the graph is copied; the scenario is reusable)."""
-        return EcosystemModel(
+        """A fresh :class:`EcosystemModel` with the file's events scheduled (the graph is
+        copied; the scenario is reusable)."""
+        model = EcosystemModel(
             self.graph.copy(), self.family, mode=mode or self.mode, order=self.order,
             rewards=self.rewards, reference=self.reference,
-            rng=self.seed if seed is None else seed,
+            rng=self.seed if seed is None else seed, builder=self.builder,
         )
+        for spec in self.events:
+            events.schedule(model, spec)
+        return model
+
+
+class Builder:
+    """Turns tables from events (distributions, models, curators, reward names) into objects,
+    with the same checks and messages as the scenario file."""
+
+    def __init__(self, family: Family, rewards: dict[str, Reward], sources: dict[str, np.ndarray],
+                 origin: str) -> None:
+        self.family, self.rewards, self.sources, self.origin = family, rewards, sources, origin
+
+    def _section(self, spec: Any, name: str) -> Section:
+        return Section(spec, f"event {name!r}", self.origin)
+
+    def model_attrs(self, spec: dict, name: str, moments: np.ndarray | None = None) -> dict[str, Any]:
+        """Model node attributes; ``moments`` (a copy of another model) replaces ``init``."""
+        return _model_attrs(self._section(spec, name), self.family, self.rewards, self.sources, moments=moments)
+
+    def curator(self, spec: dict, name: str) -> Curator:
+        return _make_curator(self._section(spec, name), self.rewards)
+
+    def distribution(self, spec: Any, name: str) -> np.ndarray:
+        return _distribution(self._section(spec, name), self.family)
+
+    def reward(self, name: Any) -> Reward:
+        if not isinstance(name, str) or name not in self.rewards:
+            raise ScenarioError(f"{self.origin}: unknown reward {name!r} (defined: {', '.join(self.rewards)})")
+        return self.rewards[name]
 
 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
@@ -186,12 +219,40 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
         flows.validate(graph, family.kind, getattr(family, "dim", None))
     except flows.FlowError as err:
         raise ScenarioError(f"{origin}: {err}") from None
+    steps = top.number("steps", 100, lo=0, integer=True)
+    builder = Builder(family, rewards, sources, origin)
+    specs = _events(top, steps)
+    try:
+        events.dry_run(graph, builder, specs, steps, family.kind, getattr(family, "dim", None))
+    except events.EventError as err:
+        raise ScenarioError(f"{origin}: {err}") from None
     return Scenario(
         name=top.text("name", default_name), description=top.text("description", ""),
-        graph=graph, family=family, rewards=rewards, seed=_seed(top),
-        steps=top.number("steps", 100, lo=0, integer=True), mode=mode,
+        graph=graph, family=family, rewards=rewards, seed=_seed(top), steps=steps, mode=mode,
         order=top.text("order", "synchronous", ORDERS), reference=reference, source=origin,
+        events=specs, builder=builder,
     )
+
+
+def _events(top: Section, steps: int) -> list[events.EventSpec]:
+    raw = top.data.get("events", [])
+    if not isinstance(raw, list):
+        top.fail("must be a list of [[events]] tables", "events")
+    specs = []
+    for i, entry in enumerate(raw):
+        sec = Section(entry, f"events[{i}]", top.origin)
+        sec.only({"round", "action", "target", "value", "every", "until"})
+        at = sec.number("round", None, lo=1, integer=True)
+        if at > steps:
+            sec.fail(f"round {at} is beyond the run's {steps} steps", "round")
+        action = sec.text("action", None, tuple(events.ACTIONS))
+        target = sec.text("target")
+        every = sec.number("every", 1, lo=1, integer=True) if "every" in sec.data else None
+        until = sec.number("until", steps, lo=at, hi=steps, integer=True) if "until" in sec.data else None
+        if until is not None and every is None:
+            sec.fail("needs every (until only bounds a recurring event)", "until")
+        specs.append(events.EventSpec(at, action, target, sec.data.get("value"), every, until))
+    return specs
 
 
 def _seed(top: Section) -> int:
@@ -354,11 +415,14 @@ def _named(sec: Section, key: str, table: dict[str, Any]) -> Any:
 
 
 def _model_attrs(sec: Section, family: Family, rewards: dict[str, Reward],
-                 sources: dict[str, np.ndarray], extra: set[str] = frozenset()) -> dict[str, Any]:
+                 sources: dict[str, np.ndarray], extra: set[str] = frozenset(),
+                 moments: np.ndarray | None = None) -> dict[str, Any]:
     """Node attributes of a model: initial moments, sample size, retention, eval reward."""
     sec.only({"init", "sample_size", "retention", "eval_reward"} | set(extra))
     init = sec.data.get("init")
-    if isinstance(init, str):
+    if moments is not None:
+        moments = moments.copy()
+    elif isinstance(init, str):
         moments = _named(sec, "init", sources).copy()
     elif init is None:
         if not sources:

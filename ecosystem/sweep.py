@@ -208,12 +208,26 @@ def executor(workers: int = 1, dask: str | None = None) -> Iterator[cf.Executor]
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_quiet_worker)
     try:
+        _start_workers(pool, workers)
         yield pool
     except BaseException:
         _stop(pool)
         raise
     else:
         pool.shutdown(wait=True)
+
+
+def _start_workers(pool: cf.ProcessPoolExecutor, workers: int) -> None:
+    """Start the workers now, ignoring SIGINT from birth (a Ctrl-C while they import is not theirs)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: workers start on demand
+        return
+    try:
+        for _ in range(workers):
+            pool.submit(int)  # each submit without an idle worker starts one
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stop(pool: cf.ProcessPoolExecutor) -> None:

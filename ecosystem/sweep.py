@@ -380,7 +380,9 @@ def _sweep(args) -> int:
                   f"running {where}; results in {db}", file=sys.stderr)
         try:
             with executor(args.workers, args.dask) as pool:
-                window = 2 * max(args.workers, _dask_workers(pool)) if args.dask else 2 * args.workers
+                # runs in flight: 2 per worker keeps workers busy; serially, 1 (stored as soon as it ends)
+                window = 2 * max(args.workers, _dask_workers(pool)) if args.dask else (
+                    2 * args.workers if args.workers > 1 else 1)
                 counts = execute(study, store, pool, window=window, progress=not args.quiet)
         except KeyboardInterrupt:
             print(f"error: interrupted; {store.count('done')} finished runs are stored in {db}; "

@@ -1,4 +1,4 @@
-"""The README's Python example runs as written."""
+"""The README's Python examples run as written."""
 
 import re
 from pathlib import Path
@@ -6,15 +6,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_python_example_runs(monkeypatch, capsys):
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks, "README has no python example"
+def _blocks():
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def _run(block, monkeypatch):
     monkeypatch.chdir(ROOT)
     namespace: dict = {}
-    exec(compile(blocks[0], "README.md", "exec"), namespace)  # the README is project code, not user data
+    exec(compile(block, "README.md", "exec"), namespace)  # the README is project code, not user data
+    return namespace
+
+
+def test_readme_api_example_runs(monkeypatch, capsys):
+    namespace = _run(_blocks()[0], monkeypatch)
     model = namespace["model"]
     assert model.steps == 40
     b = model.model_agents[1]
     assert abs(b.curation_ratio - 0.2) < 1e-12 and abs(b.real_share - 0.8) < 1e-12
     assert "mean_alignment" in capsys.readouterr().out
+
+
+def test_readme_scripting_example_runs(monkeypatch):
+    model = _run(_blocks()[1], monkeypatch)["model"]
+    log = model.events_frame()
+    assert model.steps == 60
+    assert list(log["action"][:2]) == ["set_K", "scale_real_share"]
+    assert "remove_model" in set(log["action"]) and "B_more" not in model.graph

@@ -109,10 +109,11 @@ def set_edge_weight(graph: nx.DiGraph, u: str, v: str, weight: float) -> None:
 
 
 def _drop_inputs(graph: nx.DiGraph, nodes: set[str]) -> None:
-    """Remove ``nodes``; every consumer left rescales its remaining inputs to sum to 1."""
-    consumers = {v for u in nodes for v in graph.successors(u) if v not in nodes and flows.kind(graph, v) != "curator"}
-    orphans = [v for u in nodes for v in graph.successors(u) if flows.kind(graph, v) == "curator" and v not in nodes]
-    graph.remove_nodes_from(set(nodes) | set(orphans))
+    """Remove ``nodes`` and the curators judging them; every consumer left rescales its
+    remaining inputs to sum to 1."""
+    gone = set(nodes) | {v for u in nodes for v in graph.successors(u) if flows.kind(graph, v) == "curator"}
+    consumers = {v for u in gone for v in graph.successors(u) if v not in gone}
+    graph.remove_nodes_from(gone)
     for v in consumers:
         total = sum(w for _, _, w in graph.in_edges(v, data="weight"))
         if total <= 0:

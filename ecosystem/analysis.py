@@ -363,6 +363,9 @@ def influence(model: EcosystemModel, point: StablePoint, params: list[Parameter]
     """Influence of each parameter (default: every curation ratio) on every model's alignment."""
     params = curation_parameters(model) if params is None else params
     jac = jacobian(model, point.theta) if jac is None else jac
+    if not params:
+        empty = np.zeros((len(model.kernel.models), 0))
+        return Influence(list(model.kernel.models), [], empty, empty.copy(), np.zeros((point.theta.size, 0)))
     grads = alignment_gradients(model, point.theta)
     dg = np.array([parameter_derivative(model, point.theta, p) for p in params]).T.reshape(point.theta.size, -1)
     dtheta = np.linalg.solve(np.eye(point.theta.size) - jac, dg)
@@ -422,14 +425,14 @@ def backfire(inf: Influence, tol: float = 1e-9) -> list[Backfire]:
 
 
 def observed_rate(model: EcosystemModel, point: StablePoint, max_rounds: int = 2000) -> float | None:
-    """Linear rate seen when iterating the round from the model's current state.
+    """Linear rate seen when iterating the round from the model's initial state.
 
     ``exp`` of the least-squares slope of ``log d_t`` against ``t`` over the rounds with
     ``1e-11 < d_t < 1e-2``, where ``d_t = max |theta_t - theta*|`` (a geometric mean, robust
     to the oscillation of rotating modes); None if fewer than 5 rounds fall in that band.
     """
     g = RoundMap.of(model)
-    theta = g.pack(model.state)
+    theta = g.pack(model.initial)
     dist = [float(np.max(np.abs(theta - point.theta)))]
     for _ in range(max_rounds):
         with np.errstate(all="ignore"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from viz_support import need_module
@@ -155,3 +157,20 @@ def test_model_params_keep_file_values_by_default():
     params = app.model_params("ring")
     assert params["scenario_name"]["value"] == "ring"
     assert all(p["value"] == FILE for k, p in params.items() if k not in ("scenario_name", "seed"))
+
+
+def test_scripted_events_run_and_pictures_follow_models_that_appear():
+    story = Path(__file__).resolve().parents[1] / "scenarios" / "stories" / "newcomer" / "scenario.toml"
+    if not story.exists():
+        pytest.skip("the newcomer story is not in this checkout")
+    m = VizModel(scenario_name=str(story))
+    assert m.error is None
+    before = len(m.model_agents)
+    for _ in range(82):
+        m.step()
+        app._picture(m, NetworkPicture).png(m)
+        app._picture(m, SeriesPicture).png(m)
+    assert len(m.model_agents) == before + 1
+    names, values = m.per_model("alignment", m.steps + 1)
+    assert len(names) == before + 1 and np.isnan(values[0, -1]) and np.isfinite(values[-1, -1])
+    assert app._picture(m, SeriesPicture).names == names

@@ -26,7 +26,7 @@ from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 
 from ecosystem import analysis, figures
-from viz.model import FILE, KS, MODES, SCENARIO_DIR, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, scenario_names
+from viz.model import FILE, KS, MODES, SCENARIO_DIR, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, relayout, scenario_names
 from viz.pictures import DPI, NetworkPicture, SeriesPicture
 
 MAX_ANALYSIS_PARAMETERS = 400
@@ -109,9 +109,18 @@ def self_backfire(report: dict) -> list[tuple[str, float]]:
 def _picture(model: VizModel, kind: type) -> NetworkPicture | SeriesPicture:
     """The model's picture of class ``kind``, built on first use (one per model and kind)."""
     pictures_ = model.__dict__.setdefault("_pictures", {})
-    if kind not in pictures_:
+    if kind not in pictures_ or _stale(pictures_[kind], model):
+        if kind is NetworkPicture and kind in pictures_:     # keep placed nodes where they were
+            model.layout = relayout(model.graph, model.layout)
         pictures_[kind] = kind(model)
     return pictures_[kind]
+
+
+def _stale(picture: NetworkPicture | SeriesPicture, model: VizModel) -> bool:
+    """Whether models or nodes appeared or left since ``picture`` was drawn (scripted events)."""
+    if isinstance(picture, NetworkPicture):
+        return picture.nodes_drawn != tuple(model.graph.nodes)
+    return picture.names != model.per_model("alignment", len(model.history["pairwise_divergence"]))[0]
 
 
 @solara.component

@@ -89,10 +89,15 @@ class VizModel(EcosystemModel):
             self.history: dict[str, list] = {}
             return
         scenario, graph, mode_, seed_ = built
+        extra = {"builder": scenario.builder} if getattr(scenario, "builder", None) is not None else {}
         super().__init__(graph, scenario.family, mode=mode_, order=scenario.order, rewards=scenario.rewards,
-                         reference=scenario.reference, rng=seed_)
+                         reference=scenario.reference, rng=seed_, **extra)
+        for spec in getattr(scenario, "events", []):      # the file's scripted events, as `ecosystem run` does
+            from ecosystem import events
+
+            events.schedule(self, spec)
         self.title, self.seed = scenario.name, seed_
-        self.layout = nx.spring_layout(graph, seed=LAYOUT_SEED)
+        self.layout = relayout(graph)
         self.colour_bound = alignment_scale(self)
         self.history = {k: [] for k in ("alignment", "diversity", "mean_alignment", "min_alignment",
                                         "mean_diversity", "pairwise_divergence")}
@@ -109,10 +114,18 @@ class VizModel(EcosystemModel):
 
     def _record(self) -> None:
         h, m, e = self.history, self.measures, self.ecosystem
-        h["alignment"].append(m["alignment"].copy())
-        h["diversity"].append(m["diversity"].copy())
+        names = list(self.kernel.models)                  # models may appear or leave (scripted events)
+        h["alignment"].append(dict(zip(names, m["alignment"].tolist(), strict=True)))
+        h["diversity"].append(dict(zip(names, m["diversity"].tolist(), strict=True)))
         for key in ("mean_alignment", "min_alignment", "mean_diversity", "pairwise_divergence"):
             h[key].append(e[key])
+
+    def per_model(self, key: str, rounds: int) -> tuple[list, np.ndarray]:
+        """``(names, values)`` of ``alignment`` or ``diversity`` over the first ``rounds`` rounds:
+        every model ever present, in order of appearance, NaN while absent."""
+        rows = self.history[key][:rounds]
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        return names, np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=float)
 
     @property
     def alignment_by_name(self) -> dict:
@@ -251,6 +264,16 @@ def set_shares(graph: nx.DiGraph, model: object, real: float | None, lam: float 
         for u in us:
             graph.edges[u, model]["weight"] = share * graph.edges[u, model]["weight"] / weight[g] if weight[g] > 0 \
                 else share / len(us)
+
+
+def relayout(graph: nx.DiGraph, old: dict | None = None) -> dict:
+    """A seeded spring layout; nodes placed in ``old`` stay where they were."""
+    kept = {v: p for v, p in (old or {}).items() if v in graph}
+    if not kept:
+        return nx.spring_layout(graph, seed=LAYOUT_SEED)
+    if len(kept) == graph.number_of_nodes():
+        return kept
+    return nx.spring_layout(graph, pos=kept, fixed=list(kept), seed=LAYOUT_SEED)
 
 
 def alignment_scale(model: EcosystemModel, samples: int = 512) -> float:

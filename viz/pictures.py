@@ -61,9 +61,11 @@ class NetworkPicture:
     """The data-flow graph of one model: edges and curators drawn once, models recoloured each round."""
 
     def __init__(self, model: VizModel) -> None:
+        self.nodes_drawn = tuple(model.graph.nodes)
         fig = Figure(figsize=(6.4, 5.2), dpi=DPI)
         ax = fig.add_subplot()
         bound = model.colour_bound
+        self.models = [v for v in model.graph.nodes if model.graph.nodes[v]["kind"] == "model"]
         self.nodes = figures.draw_network(ax, model.graph, model.alignment_by_name, model.layout, -bound, bound)
         fig.colorbar(self.nodes, ax=ax, extend="both", shrink=0.8,
                      label="alignment with own users' reward (fixed scale)")
@@ -74,7 +76,8 @@ class NetworkPicture:
 
     def png(self, model: VizModel) -> bytes:
         """The picture at the model's current round."""
-        self.nodes.set_array(np.ma.masked_invalid(model.measures["alignment"]))
+        values = model.alignment_by_name
+        self.nodes.set_array(np.ma.masked_invalid([values.get(v, np.nan) for v in self.models]))
         self.title.set_text(f"{model.title}: round {model.steps}")
         return self.blit.png()
 
@@ -133,9 +136,14 @@ class _Panel:
         return grown
 
 
+def _rounds(model: VizModel) -> int:
+    """Rounds recorded for every key (stepping may run alongside drawing)."""
+    return len(model.history["pairwise_divergence"])
+
+
 def _history(model: VizModel, key: str) -> np.ndarray:
-    """A recorded series, cut to the rounds recorded for every key (stepping may run alongside)."""
-    return np.array(model.history[key][: len(model.history["pairwise_divergence"])])
+    """An ecosystem series over the recorded rounds."""
+    return np.array(model.history[key][: _rounds(model)])
 
 
 class SeriesPicture:
@@ -144,7 +152,8 @@ class SeriesPicture:
     def __init__(self, model: VizModel) -> None:
         fig = Figure(figsize=(6.4, 5.6), dpi=DPI)
         grid = fig.add_gridspec(2, 2, height_ratios=[1.25, 1])
-        names = list(model.kernel.models)
+        names, _ = model.per_model("alignment", _rounds(model))
+        self.names = names
         self.alignment = _Panel(fig.add_subplot(grid[0, :]), names, {
             "mean_alignment": {"color": "k", "ls": "--", "lw": 2, "label": "ecosystem mean"},
             "min_alignment": {"color": "k", "ls": ":", "lw": 1.5, "label": "ecosystem min"}})
@@ -166,9 +175,10 @@ class SeriesPicture:
 
     def update_data(self, model: VizModel) -> bool:
         """Put the model's history into the lines; True if any axes limits grew."""
-        h = lambda key: _history(model, key)  # noqa: E731
-        grown = self.alignment.update(h("alignment"), {k: h(k) for k in ("mean_alignment", "min_alignment")})
-        grown |= self.diversity.update(h("diversity"), {"mean_diversity": h("mean_diversity")})
+        h, n = (lambda key: _history(model, key)), _rounds(model)
+        align, div = model.per_model("alignment", n)[1], model.per_model("diversity", n)[1]
+        grown = self.alignment.update(align, {k: h(k) for k in ("mean_alignment", "min_alignment")})
+        grown |= self.diversity.update(div, {"mean_diversity": h("mean_diversity")})
         grown |= self.homogenisation.update(None, {"pairwise_divergence": h("pairwise_divergence")})
         return grown
 

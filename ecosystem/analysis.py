@@ -329,8 +329,8 @@ def alignment_gradients(model: EcosystemModel, theta: np.ndarray, step: float = 
         up, down = theta.copy(), theta.copy()
         up[j] += h
         down[j] -= h
-        rows = np.stack([g.unpack(up)[i], g.unpack(down)[i]])
-        vals = metrics.expected_reward(model.family, rows, rewards[i])
+        pair = np.stack([g.unpack(up)[i], g.unpack(down)[i]])
+        vals = metrics.expected_reward(model.family, pair, rewards[i])
         grads[i, j] = (vals[0] - vals[1]) / (2 * h)
     grads[[r is None for r in rewards]] = np.nan
     return grads

@@ -350,7 +350,10 @@ def _distribution(sec: Section, family: Family) -> np.ndarray:
 def _discretised(sec: Section, family: Categorical, out: np.ndarray, weight: float = 1.0) -> np.ndarray:
     sec.only({"mean", "var", "weight"})
     d = family.coords.shape[1]
-    mean = np.broadcast_to(np.atleast_1d(sec.array("mean", default=[0.0] * d)), (d,))
+    mean = np.atleast_1d(sec.array("mean", default=[0.0] * d))
+    if mean.shape not in ((1,), (d,)):
+        sec.fail(f"must be a number or a list of {d} numbers, got {mean.tolist()}", "mean")
+    mean = np.broadcast_to(mean, (d,))
     var = sec.number("var", 1.0, lo=0, strict_lo=True)
     log = -np.sum((family.coords - mean) ** 2, axis=1) / (2 * var)
     p = np.exp(log - log.max())

@@ -235,3 +235,12 @@ def test_reproduce_cli_quick(tmp_path):
         assert row["Jp_base"] == pytest.approx(row["stable_point_Jp"], abs=1e-3)
     assert summary["A4"]["self_backfire"] is True     # more curation lowers theta's own alignment
     assert (tmp_path / "conflict.png").exists()
+
+
+def test_full_covariance_gaussian_influence_matches_resolving():
+    model = parse(random_gaussian_ecosystem(5, fixed=False)).build()
+    result = an.analyze(model)
+    assert result.jacobian_method == "numerical" and result.spectral_radius < 1
+    for p, param in enumerate(result.influence.parameters):
+        fd = an.influence_by_resolving(model, result.point, param, step=1e-4)
+        np.testing.assert_allclose(result.influence.influence[:, p], fd, atol=1e-6 * max(1, np.abs(fd).max()))

@@ -18,6 +18,13 @@ MAX_LINES = 12
 """Per-model lines drawn in a time series; beyond that only the ecosystem summary."""
 
 
+def save(fig, path: Path) -> None:
+    """Lay out, write as PNG (110 dpi) and close ``fig``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def time_series(agents: pd.DataFrame, ecosystem: pd.DataFrame, column: str, path: Path,
                 ylabel: str, events: list[int] = ()) -> None:
     """``column`` per model over rounds (up to :data:`MAX_LINES` models) with the ecosystem mean;
@@ -37,9 +44,7 @@ def time_series(agents: pd.DataFrame, ecosystem: pd.DataFrame, column: str, path
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 NODE_STYLE = {"curator": ("s", "#f2c14e"), "source": ("D", "#7fb77e"), "pool": ("h", "#b8b8d1")}
@@ -86,9 +91,7 @@ def network(graph: nx.DiGraph, final_alignment: dict, path: Path, seed: int = 0)
         lo, hi = lo - 0.5, hi + 0.5
     sc = draw_network(ax, graph, final_alignment, nx.spring_layout(graph, seed=seed), lo, hi)
     fig.colorbar(sc, ax=ax, label="final alignment")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def influence_heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path: Path,
@@ -96,9 +99,7 @@ def influence_heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path
     """A diverging heatmap of ``matrix`` ``(len(rows), len(cols))``, zero at the centre colour."""
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(cols), 1.2 + 0.45 * len(rows)))
     draw_influence(ax, matrix, rows, cols, title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def draw_influence(ax, matrix: np.ndarray, rows: list[str], cols: list[str],

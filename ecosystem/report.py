@@ -130,10 +130,8 @@ def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
 
 def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: list[str], folder: Path) -> list[str]:
     """The standard figures into ``folder``; returns notes on figures that could not be drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ecosystem.figures import plt
+    from ecosystem.figures import save as save_figure
 
     notes = []
     done = runs[runs["status"] == "done"].copy()
@@ -169,7 +167,7 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
     if hue:
         panels[0].legend(fontsize=7)
     fig.suptitle("final alignment and diversity (points: runs; bars: mean +- sd over seeds)", fontsize=10)
-    _save(fig, folder / "final_by_topology.png")
+    save_figure(fig, folder / "final_by_topology.png")
 
     # 2. backfire frequency by group (stable-point analysis)
     if "analysis_n_backfire" in done and done["analysis_n_backfire"].notna().any():
@@ -188,7 +186,7 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
         if hue:
             ax.legend(fontsize=7)
         ax.set_title("backfire frequency (curating j lowers some alignment in the long run)", fontsize=10)
-        _save(fig, folder / "backfire_by_topology.png")
+        save_figure(fig, folder / "backfire_by_topology.png")
     else:
         notes.append("backfire_by_topology.png: no stable-point analysis stored (set analysis = true in the study)")
 
@@ -208,7 +206,7 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
         ax.set_ylabel("observed convergence rate (median max_change ratio)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        _save(fig, folder / "convergence_vs_spectral_radius.png")
+        save_figure(fig, folder / "convergence_vs_spectral_radius.png")
     else:
         notes.append("convergence_vs_spectral_radius.png: no spectral radius stored "
                      "(set analysis = true in the study); observed rates are in runs.csv")
@@ -227,7 +225,7 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         ax.set_title(f"alignment over rounds per {label} (line: mean over runs; band: quartiles)", fontsize=10)
-        _save(fig, folder / "alignment_over_rounds.png")
+        save_figure(fig, folder / "alignment_over_rounds.png")
     return notes
 
 
@@ -244,12 +242,6 @@ def _positive_share(values: pd.Series) -> float:
     return float((values > 0).mean()) if len(values) else 0.0
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def _slug(name: str) -> str:

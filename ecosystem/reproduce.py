@@ -196,9 +196,7 @@ def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, 
         ax.set_xlabel("coupling t")
         ax.set_ylabel(f"d{name}*/dlambda at lambda0")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "derivatives.png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, out / "derivatives.png")
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for row, t in enumerate((0.2, 0.9)):
@@ -211,9 +209,7 @@ def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, 
             ax.set_title(f"{name}*(lambda) at t = {t}", fontsize=9)
             ax.set_xlabel("lambda")
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "alignment_vs_lambda.png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, out / "alignment_vs_lambda.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(ts, raw[:, 0], label="raw effect on J_p (one round)")
@@ -223,9 +219,7 @@ def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, 
     ax.set_xlabel("coupling t")
     ax.set_ylabel("effect of curation")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "alignment_proxies.png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, out / "alignment_proxies.png")
 
 
 # --------------------------------------------------------------------------- two-model conflict
@@ -288,9 +282,7 @@ def two_model_conflict(out: Path, quick: bool = False, seed: int = 0) -> dict:
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel("stable alignment: curated share 0.6 minus 0.5")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "conflict.png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, out / "conflict.png")
     return result
 
 
@@ -342,9 +334,7 @@ def ferbach(out: Path, quick: bool = False, seed: int = 0) -> dict:
     for ax in axes:
         ax.set_xlabel("round")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "ferbach.png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, out / "ferbach.png")
     return summary
 
 
@@ -386,9 +376,7 @@ def collapse(out: Path, quick: bool = False, seed: int = 0) -> dict:
     ax.set_xlabel("round n")
     ax.set_ylabel(f"mean fitted variance (M = {m}, {reps} replicates)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "collapse.png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, out / "collapse.png")
     return {"sample_size": m, "replicates": reps, "rounds": steps,
             "final_variance": dict(zip(("replace", "accumulate", "real_data"), var[-1].tolist(), strict=True)),
             "theory_replace": float(theory[-1])}
@@ -435,9 +423,7 @@ def web_dynamics(out: Path, quick: bool = False, seed: int = 0) -> dict:
     ax.set_xlabel("round")
     ax.set_ylabel("mean pairwise squared Hellinger distance")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "web_dynamics.png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, out / "web_dynamics.png")
     return summary
 
 

@@ -165,18 +165,26 @@ class Builder:
         return self.rewards[name]
 
 
-def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read, validate and compile a scenario file; ``overrides`` maps dotted keys to values."""
+def read_toml(path: str | Path, error: type[Exception] | None = None, what: str = "scenario") -> dict:
+    """The parsed TOML file; unreadable or invalid files raise ``error`` (default
+    :class:`ScenarioError`) with a one-line message naming the file."""
+    error = error or ScenarioError
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
+        raise error(f"no {what} file {str(path)!r}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ScenarioError(f"{path}: not valid TOML: {err}") from None
+        raise error(f"{path}: not valid TOML: {err}") from None
     except OSError as err:
-        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+        raise error(f"{path}: cannot read: {err.strerror}") from None
+
+
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, validate and compile a scenario file; ``overrides`` maps dotted keys to values."""
+    path = Path(path)
+    data = read_toml(path)
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     return parse(data, origin=str(path), default_name=path.stem)

@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ecosystem import scenario as scenario_mod
-from ecosystem.scenario import Scenario, ScenarioError, Section
+from ecosystem.scenario import Scenario, ScenarioError, Section, read_toml
 
 STUDY_KEYS = {"name", "description", "scenario", "seeds", "analysis", "set", "grid", "variants", "random"}
 DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
@@ -123,7 +122,7 @@ def apply(base: dict, overrides: dict[str, Any], seed: int | None = None) -> dic
 def load(path: str | Path, check: bool = True) -> Study:
     """Read and validate a study file; with ``check``, also build every setting's scenario once."""
     path = Path(path)
-    data = _read_toml(path, StudyError)
+    data = read_toml(path, StudyError, what="study")
     study = parse(data, path)
     if check:
         for setting in study.settings:
@@ -132,18 +131,6 @@ def load(path: str | Path, check: bool = True) -> Study:
             except ScenarioError as err:
                 raise StudyError(f"{path}: setting {setting.describe()}: {err}") from None
     return study
-
-
-def _read_toml(path: Path, error: type[Exception]) -> dict:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise error(f"{path}: not valid TOML: {err}") from None
-    except OSError as err:
-        raise error(f"{path}: cannot read: {err.strerror}") from None
 
 
 def parse(data: dict, path: str | Path) -> Study:
@@ -156,7 +143,7 @@ def parse(data: dict, path: str | Path) -> Study:
     description = top.text("description", "")
     scenario_path = _scenario_path(top, path)
     try:
-        base = _read_toml(scenario_path, ScenarioError)
+        base = read_toml(scenario_path, ScenarioError)
     except ScenarioError as err:
         top.fail(str(err), "scenario")
     seeds = _seeds(top)

@@ -13,7 +13,6 @@ This module does not import solara: the model can be built and tested without th
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from mesa import Model
 from ecosystem import flows
 from ecosystem.curation import Curator
 from ecosystem.model import EcosystemModel
-from ecosystem.scenario import Scenario, ScenarioError, parse
+from ecosystem.scenario import Scenario, ScenarioError, parse, read_toml
 
 FILE = "file"
 """Knob value meaning "as in the scenario file"."""
@@ -147,13 +146,7 @@ def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: An
     path = Path(scenario_name)
     if path.suffix != ".toml":
         path = SCENARIO_DIR / f"{scenario_name}.toml"
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ScenarioError(f"no scenario file {str(path)!r}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ScenarioError(f"{path}: not valid TOML: {err}") from None
+    data = read_toml(path)
     size = _number("size n", n, int, 1, 10_000)
     lam = _number("curation ratio", curation_ratio, float, 0.0, 1.0)
     real = _number("real-data share", real_share, float, 0.0, 1.0)

@@ -119,20 +119,32 @@ def _luce_grid(rho: np.ndarray) -> np.ndarray:
     return np.concatenate(ks) * GRID_STEP
 
 
-def luce_h(p: np.ndarray, rho: np.ndarray, K: int) -> np.ndarray:
-    """Luce population operator ``H`` for rows ``p`` ``(N, n)`` sharing scores ``rho`` ``(n,)``.
+def luce_basis(rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``p``-independent part of :func:`luce_h` for scores ``rho`` ``(n,)``: ``(phi, gumbel)``, ``(n, S)``.
 
-    Returns ``H`` ``(N, n)``, with ``sum_x p H = 1`` per row up to the quadrature error.
+    It depends on the scores only, so a curator whose rewards do not change can reuse it
+    every round (see :func:`population_h`'s ``bases``).
     """
-    p = np.atleast_2d(p)
-    if K == 1:
-        return np.ones_like(p)
     rho = np.asarray(rho, dtype=float)
     rho = rho - rho.max()
     s = _luce_grid(rho)
     e = np.exp(np.minimum(rho[:, None] - s[None, :], 50.0))   # (n, S); beyond 50 both terms are 0
     phi = np.exp(-e)                                   # P(one candidate's race time > u)
     gumbel = e * phi                                   # race density exp(y - e^y), = d phi / ds
+    return phi, gumbel
+
+
+def luce_h(p: np.ndarray, rho: np.ndarray, K: int,
+           basis: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Luce population operator ``H`` for rows ``p`` ``(N, n)`` sharing scores ``rho`` ``(n,)``.
+
+    Returns ``H`` ``(N, n)``, with ``sum_x p H = 1`` per row up to the quadrature error.
+    ``basis``: :func:`luce_basis` of ``rho``, if already at hand.
+    """
+    p = np.atleast_2d(p)
+    if K == 1:
+        return np.ones_like(p)
+    phi, gumbel = luce_basis(rho) if basis is None else basis
     survival = p @ phi                                 # L(s), (N, S)
     with np.errstate(divide="ignore"):
         weight = np.exp((K - 1) * np.log(survival))
@@ -165,18 +177,42 @@ def tilt_h(p: np.ndarray, rho: np.ndarray) -> np.ndarray:
     return np.exp(rho[None, :] - log_z)
 
 
-def population_h(curator: Curator, p: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-    """``E_u[H_{p, r_u}]`` for rows ``p`` ``(N, n)``; ``rewards`` ``(U, n)`` holds ``r_u`` per outcome."""
+BASIS_CACHE_BYTES = 256 * 2**20
+"""Memory bound of a ``bases`` cache of :func:`population_h` (cleared when exceeded)."""
+
+
+def population_h(curator: Curator, p: np.ndarray, rewards: np.ndarray, bases: dict | None = None) -> np.ndarray:
+    """``E_u[H_{p, r_u}]`` for rows ``p`` ``(N, n)``; ``rewards`` ``(U, n)`` holds ``r_u`` per outcome.
+
+    ``bases``: a dict kept by the caller across calls, caching Luce bases by score values
+    (the numbers are the same with or without it).
+    """
     rule = curator.rule
-    out = np.zeros_like(np.atleast_2d(p), dtype=float)
+    out = None
     for nu, r in zip(curator.weights, rewards, strict=True):
         if isinstance(rule, Luce):
-            out += nu * luce_h(p, r / rule.tau, rule.K)
+            rho = r / rule.tau
+            h = luce_h(p, rho, rule.K, None if bases is None or rule.K == 1 else _cached_basis(bases, rho))
         elif isinstance(rule, BestOfK):
-            out += nu * best_of_k_h(p, r, rule.K)
+            h = best_of_k_h(p, r, rule.K)
         else:
-            out += nu * tilt_h(p, r / rule.tau)
+            h = tilt_h(p, r / rule.tau)
+        if out is None and nu == 1.0:  # one user type: H itself (0 + 1 * H)
+            out = np.asarray(h, dtype=float)
+        else:
+            out = (np.zeros_like(np.atleast_2d(p), dtype=float) if out is None else out) + nu * h
     return out
+
+
+def _cached_basis(bases: dict, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    key = np.ascontiguousarray(rho, dtype=float).tobytes()
+    basis = bases.get(key)
+    if basis is None:
+        basis = luce_basis(rho)
+        if sum(a.nbytes + b.nbytes for a, b in bases.values()) + 2 * basis[0].nbytes > BASIS_CACHE_BYTES:
+            bases.clear()
+        bases[key] = basis
+    return basis
 
 
 def curate_distribution(curator: Curator, p: np.ndarray, rewards: np.ndarray) -> np.ndarray:

@@ -16,10 +16,10 @@ All methods are batched over rows: ``(V, k)`` arrays, never one call per model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.stats import norm, qmc
 
 from ecosystem.curation import (
@@ -41,6 +41,8 @@ class Categorical:
 
     coords: np.ndarray
     kind = "categorical"
+    _bases: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Luce bases by score values, reused across rounds (see :func:`~ecosystem.curation.population_h`)."""
 
     def __post_init__(self) -> None:
         c = np.asarray(self.coords, dtype=float)
@@ -79,7 +81,7 @@ class Categorical:
 
     def curate(self, curator: Curator, rows: np.ndarray, tables: np.ndarray) -> np.ndarray:
         """Population form: curated rows ``p H / sum(p H)`` for producers ``rows`` ``(R, n)``."""
-        q = rows * population_h(curator, rows, tables)
+        q = rows * population_h(curator, rows, tables, self._bases)
         return q / q.sum(axis=1, keepdims=True)
 
     def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -236,17 +238,33 @@ class Gaussian:
         """One point ``(d,)`` per entry of ``which``; returns ``(m, d)``."""
         mean, root = self._roots(rows)
         z = rng.standard_normal((which.size, self.dim))
-        return mean[which] + np.einsum("mij,mj->mi", root[which], z)
+        if which.size == 0:
+            return z
+        order = np.argsort(which, kind="stable")
+        rows_sorted, z_sorted = which[order], z[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(rows_sorted)) + 1, which.size]
+        for a, b in pairwise(starts):   # one matrix product per distinct row
+            r = rows_sorted[a]
+            z_sorted[a:b] = z_sorted[a:b] @ root[r].T + mean[r]
+        out = np.empty_like(z)
+        out[order] = z_sorted
+        return out
 
     def empirical(self, samples: np.ndarray, owner: np.ndarray, n_owners: int,
                   weights: np.ndarray | None = None) -> np.ndarray:
         """Summed statistics ``[sum w x, sum w x x^T]`` per owner, ``(n_owners, k)``."""
-        w = np.ones(len(samples)) if weights is None else weights
-        stats = np.concatenate(
-            [samples, (samples[:, :, None] * samples[:, None, :]).reshape(len(samples), -1)], axis=1
-        )
-        members = sp.csr_matrix((w, (owner, np.arange(len(samples)))), shape=(n_owners, len(samples)))
-        return members @ stats
+        w = np.ones(len(samples)) if weights is None else np.asarray(weights, dtype=float)
+        if np.any(owner[1:] < owner[:-1]):
+            order = np.argsort(owner, kind="stable")
+            samples, owner, w = samples[order], owner[order], w[order]
+        out = np.zeros((n_owners, self.width))
+        bounds = np.searchsorted(owner, np.arange(n_owners + 1))
+        d = self.dim
+        for o in np.flatnonzero(np.diff(bounds)):   # one matrix product per owner
+            x, wo = samples[bounds[o]:bounds[o + 1]], w[bounds[o]:bounds[o + 1]]
+            out[o, :d] = wo @ x
+            out[o, d:] = (x.T @ (wo[:, None] * x)).ravel()
+        return out
 
     def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Summed statistics divided by total weight, with the unbiased correction if asked."""

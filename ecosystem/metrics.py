@@ -50,13 +50,21 @@ def cross_alignment(family: Family, rows: np.ndarray, rewards: list[Reward]) -> 
     """``E_{p_i}[r_k]`` for every model ``i`` and reward ``k``: ``(V, R)``."""
     if not rewards:
         return np.zeros((len(rows), 0))
+    if isinstance(family, Categorical):
+        return rows @ np.stack([family.reward_table(r) for r in rewards], axis=1)
     return np.stack([expected_reward(family, rows, r) for r in rewards], axis=1)
+
+
+def _sum_plogp(rows: np.ndarray) -> np.ndarray:
+    """``sum_x p log p`` per row (``0 log 0 = 0``), without scipy's slower ``xlogy``."""
+    logs = np.log(rows, out=np.zeros_like(rows), where=rows != 0)
+    return np.einsum("ij,ij->i", rows, logs)
 
 
 def diversity(family: Family, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Diversity columns: ``diversity`` (entropy or total variance) and, for Gaussians, ``log_det``."""
     if isinstance(family, Categorical):
-        return {"diversity": -xlogy(rows, rows).sum(axis=1)}
+        return {"diversity": -_sum_plogp(rows)}
     _, cov = family.mean_cov(rows)
     sign, logdet = np.linalg.slogdet(cov)
     return {
@@ -70,9 +78,15 @@ def _sqrtm(cov: np.ndarray) -> np.ndarray:
     return (vecs * np.sqrt(np.clip(vals, 0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
 
 
-def drift(family: Family, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Distance of each row from the reference ``(k,)`` or ``(V, k)``: KL (categorical) or W2 (Gaussian)."""
+def drift(family: Family, rows: np.ndarray, reference: np.ndarray, entropy: np.ndarray | None = None) -> np.ndarray:
+    """Distance of each row from the reference ``(k,)`` or ``(V, k)``: KL (categorical) or W2 (Gaussian).
+
+    ``entropy``: the rows' entropies if already computed (categorical; saves a pass).
+    """
     reference = np.atleast_2d(reference)
+    if isinstance(family, Categorical) and len(reference) == 1 and np.all(reference > 0):
+        neg_entropy = _sum_plogp(rows) if entropy is None else -entropy
+        return neg_entropy - rows @ np.log(reference[0])
     if isinstance(family, Categorical):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.sum(xlogy(rows, rows) - xlogy(rows, reference), axis=1)
@@ -92,8 +106,8 @@ def pairwise_divergence(family: Family, rows: np.ndarray) -> float:
     if n < 2:
         return 0.0
     if isinstance(family, Categorical):
-        a = np.sqrt(np.clip(rows, 0, None))
-        total = 2 * n * np.sum(a * a) - 2 * np.sum(a.sum(axis=0) ** 2)
+        a = np.sqrt(rows if rows.min() >= 0 else np.clip(rows, 0, None))
+        total = 2 * n * np.einsum("ij,ij->", a, a) - 2 * np.sum(a.sum(axis=0) ** 2)
         return float(0.5 * total / (n * (n - 1)))
     mean, cov = family.mean_cov(rows)
     a = np.concatenate([mean, _sqrtm(cov).reshape(n, -1)], axis=1)
@@ -103,5 +117,7 @@ def pairwise_divergence(family: Family, rows: np.ndarray) -> float:
 
 def relative_change(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     """``|theta_t - theta_{t-1}| / |theta_{t-1}|`` per row (Euclidean norms of moment rows)."""
-    return np.linalg.norm(new - old, axis=1) / np.maximum(np.linalg.norm(old, axis=1), 1e-300)
+    diff = new - old
+    step = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return step / np.maximum(np.sqrt(np.einsum("ij,ij->i", old, old)), 1e-300)
 

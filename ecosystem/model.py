@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import repeat
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -90,7 +92,7 @@ class EcosystemModel(Model):
             self._new_agent(v)
         self._eval_rewards = [self._users_reward(m) for m in names]
 
-        self.datacollector = DataCollector(
+        self.datacollector = _Collector(
             model_reporters={"step": "steps", **{c: _ecosystem_reporter(c) for c in ECOSYSTEM_COLUMNS}},
             agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in AGENT_COLUMNS}}},
             tables={"cross_alignment": ["step", "model", *self.rewards]},
@@ -123,6 +125,8 @@ class EcosystemModel(Model):
         for m, r in zip(names, self.retention, strict=True):
             if r not in RETENTIONS:
                 raise flows.FlowError(f"model '{m}': retention must be one of {', '.join(RETENTIONS)}, not {r!r}")
+        # the collector reads these every round; the graph changes only through recompile()
+        self.curation_ratios = np.array([flows.curation_ratio(self.graph, m) for m in names])
 
     def index_of(self, model: object) -> int:
         """Row of ``model`` in :attr:`state`."""
@@ -308,11 +312,19 @@ class EcosystemModel(Model):
     # ------------------------------------------------------------------ measurement
     def _measure(self, old: np.ndarray) -> None:
         fam, rows = self.family, self.state
-        m = {"alignment": metrics.alignment(fam, rows, self._eval_rewards)}
+        named = list(self.rewards.values())
+        cross = metrics.cross_alignment(fam, rows, named)
+        # a model whose users hold a named reward: its alignment is a column of the cross table
+        column = {id(r): k for k, r in enumerate(named)}
+        own = np.array([column.get(id(r), -1) for r in self._eval_rewards], dtype=np.int64)
+        from_cross = own >= 0
+        rest = [None if hit else r for r, hit in zip(self._eval_rewards, from_cross, strict=True)]
+        m = {"alignment": metrics.alignment(fam, rows, rest) if not from_cross.all() else np.full(len(rows), np.nan)}
+        m["alignment"][from_cross] = cross[from_cross, own[from_cross]]
         m.update(metrics.diversity(fam, rows))
-        m["drift"] = metrics.drift(fam, rows, self.reference)
+        m["drift"] = metrics.drift(fam, rows, self.reference, m["diversity"])
         m["change"] = metrics.relative_change(rows, old)
-        m["cross"] = metrics.cross_alignment(fam, rows, list(self.rewards.values()))
+        m["cross"] = cross
         defined = m["alignment"][~np.isnan(m["alignment"])]
         self.ecosystem = {
             "mean_alignment": float(defined.mean()) if defined.size else float("nan"),
@@ -326,12 +338,12 @@ class EcosystemModel(Model):
 
     def _collect(self) -> None:
         self.datacollector.collect(self)
-        if self.rewards:
-            for agent, row in zip(self.model_agents, self.measures["cross"], strict=True):
-                self.datacollector.add_table_row(
-                    "cross_alignment",
-                    {"step": self.steps, "model": agent.name, **dict(zip(self.rewards, row, strict=True))},
-                )
+        if self.rewards:  # one row per model, appended column by column
+            table, n = self.datacollector.tables["cross_alignment"], len(self.model_agents)
+            table["step"].extend(repeat(self.steps, n))
+            table["model"].extend(agent.name for agent in self.model_agents)
+            for name, column in zip(self.rewards, self.measures["cross"].T, strict=True):
+                table[name].extend(column.tolist())
 
     # ------------------------------------------------------------------ results
     def run(self, steps: int, progress: bool = False) -> None:
@@ -361,6 +373,27 @@ class EcosystemModel(Model):
         if not isinstance(self.family, Gaussian):
             raise TypeError("gaussian_parameters needs the gaussian family")
         return self.family.mean_cov(self.state)
+
+
+class _Collector(DataCollector):
+    """Mesa's :class:`DataCollector`; while the model agents' reporters are the default ones,
+    their records are read from the model's metric arrays in one pass (the same records
+    as calling each agent's properties, without thousands of Python calls per round)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._default = dict(self.agenttype_reporters.get(GenerativeModelAgent, {}))
+
+    def _record_agenttype(self, model, agent_type):
+        if (agent_type is not GenerativeModelAgent or self.agenttype_reporters[agent_type] != self._default
+                or agent_type not in model.agent_types):
+            return super()._record_agenttype(model, agent_type)
+        agents = list(model.agents_by_type[agent_type])
+        rows = np.fromiter((a.index for a in agents), dtype=np.int64, count=len(agents))
+        columns = [(model.curation_ratios if c == "curation_ratio" else model.measures[c])[rows].tolist()
+                   for c in AGENT_COLUMNS]
+        return zip(repeat(model.time), (a.unique_id for a in agents), (a.name for a in agents), *columns,
+                   strict=False)
 
 
 def _ecosystem_reporter(column: str):

@@ -93,6 +93,7 @@ class RoundKernel:
             self.curator_of[self.index[v]] = graph.nodes[v]["curator"]
         self._tables: dict[int, tuple[Curator, np.ndarray]] = {}
         self._ancestors: dict[int, list[list[int]]] = {}
+        self._plans: dict[tuple[int, ...], tuple] = {}
         self._graph = graph
 
     # ----------------------------------------------------------------- shared helpers
@@ -127,15 +128,25 @@ class RoundKernel:
         x = self.fixed.copy()
         x[: len(self.models)] = state
         for level in self.levels if levels is None else levels:
-            pools = [v for v in level if self.kind[v] == "pool"]
+            pools, groups = self._level_plan(level)
             if pools:
                 x[pools] = self.pool_mixing[pools] @ x
-            curators = [v for v in level if self.kind[v] == "curator"]
-            for cur, members in self._groups(curators).values():
+            for cur, members, producers in groups:
                 handles = self.reward_handles(cur)
                 tables = np.stack(handles) if isinstance(self.family, Categorical) else None
-                x[members] = self.family.curate(cur, x[self.producer[members]], tables)
+                x[members] = self.family.curate(cur, x[producers], tables)
         return x
+
+    def _level_plan(self, level: list[int]) -> tuple[list[int], list[tuple[Curator, list[int], np.ndarray]]]:
+        """Pools of a level and its curators grouped by :class:`Curator` (computed once per level)."""
+        key = tuple(level)
+        plan = self._plans.get(key)
+        if plan is None:
+            pools = [v for v in level if self.kind[v] == "pool"]
+            curators = [v for v in level if self.kind[v] == "curator"]
+            groups = [(cur, members, self.producer[members]) for cur, members in self._groups(curators).values()]
+            plan = self._plans[key] = (pools, groups)
+        return plan
 
     def training_mixture(self, x: np.ndarray, models: np.ndarray | None = None) -> np.ndarray:
         """Training distributions' moment rows ``(N, k)`` (or only ``models``)."""

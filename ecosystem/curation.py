@@ -160,10 +160,14 @@ def best_of_k_h(p: np.ndarray, rho: np.ndarray, K: int) -> np.ndarray:
     order = np.argsort(rho, kind="stable")
     levels, starts = np.unique(np.asarray(rho)[order], return_index=True)
     mass = np.add.reduceat(p[:, order], starts, axis=1)        # (N, levels)
-    below = np.cumsum(mass, axis=1) - mass
-    top = np.minimum(below + mass, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h_level = np.where(mass > 1e-300, (top**K - below**K) / mass, K * below ** (K - 1))
+    below = np.concatenate([np.zeros((len(p), 1)), np.cumsum(mass, axis=1)[:, :-1]], axis=1)
+    top = below + mass
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # small x = m / b: b^(K-1) expm1(K log1p(x)) / x has no cancellation; x -> 0: K b^(K-1)
+        x = mass / below
+        series = np.where(x > 0, np.expm1(K * np.log1p(x)) / x, float(K))
+        h_level = np.where(x <= 1, below ** (K - 1) * series, (top**K - below**K) / mass)
+        h_level = np.where(mass > 0, h_level, K * below ** (K - 1))
     level_of = np.empty(len(rho), dtype=np.int64)
     level_of[order] = np.repeat(np.arange(len(levels)), np.diff(np.append(starts, len(rho))))
     return h_level[:, level_of]

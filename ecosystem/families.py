@@ -142,7 +142,11 @@ class Gaussian:
         d = self.dim
         mean = rows[:, :d]
         cov = rows[:, d:].reshape(-1, d, d) - mean[:, :, None] * mean[:, None, :]
-        return mean, 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        # a collapsed model (variance below ~1e-16 mean^2) loses its variance to cancellation
+        diag = np.einsum("vii->vi", cov)
+        np.maximum(diag, 0.0, out=diag)
+        return mean, cov
 
     def fit(self, moments: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
         """MLE from summed statistics ``[w, sum x, sum x x^T]`` normalised by their weight.
@@ -155,6 +159,11 @@ class Gaussian:
             cov = cov * np.eye(self.dim)
         elif self.covariance == "fixed":
             cov = self.mean_cov(initial)[1]
+        else:
+            vals, vecs = np.linalg.eigh(cov)
+            bad = vals[:, 0] < 0                  # cancellation left it indefinite: project to PSD
+            if bad.any():
+                cov[bad] = (vecs[bad] * np.clip(vals[bad], 0, None)[:, None, :]) @ np.swapaxes(vecs[bad], 1, 2)
         return self.moments(mean, cov)
 
     def pack(self, rows: np.ndarray) -> np.ndarray:
@@ -192,9 +201,11 @@ class Gaussian:
         """Population form of curation for producer rows ``(R, k)``.
 
         Tilts of linear or quadratic rewards are closed-form Gaussians (precision
-        ``S^-1 + Q/tau``, mean ``(I + S Q/tau)^-1 (mu + S g/tau)``). Other rules and rewards
-        apply the exact categorical operator to ``quadrature_points`` fixed quasi-Monte-Carlo
-        nodes ``mu + S^{1/2} z`` and return the curated nodes' first two moments.
+        ``S^-1 + Q/tau``, mean ``(I + S Q/tau)^-1 (mu + S g/tau)``); tilts of other rewards use
+        adaptive importance sampling (:meth:`_tilt_adaptive`). Luce and best-of-K apply the
+        exact categorical operator to ``quadrature_points`` fixed quasi-Monte-Carlo nodes
+        ``mu + S^{1/2} z`` (their ``H <= K`` keeps the curated mass where the nodes are) and
+        return the curated nodes' first two moments.
         """
         forms = [r.quadratic_form() for r in curator.rewards]
         if isinstance(curator.rule, Tilt) and all(f is not None for f in forms):
@@ -202,6 +213,9 @@ class Gaussian:
             for nu, (g, q) in zip(curator.weights, forms, strict=True):
                 out += nu * self._tilt_closed_form(rows, g / curator.rule.tau, q / curator.rule.tau)
             return out
+        if isinstance(curator.rule, Tilt):
+            return sum(nu * self._tilt_adaptive(rows, reward, curator.rule.tau)
+                       for nu, reward in zip(curator.weights, curator.rewards, strict=True))
         mean, root = self._roots(rows)
         out = np.empty_like(rows)
         uniform = np.full((1, self.quadrature_points), 1.0 / self.quadrature_points)
@@ -216,10 +230,41 @@ class Gaussian:
                     h += nu * best_of_k_h(uniform, r, curator.rule.K)[0]
                 else:
                     h += nu * tilt_h(uniform, r / curator.rule.tau)[0]
-            w = h / h.sum()
-            out[i, : self.dim] = w @ x
-            out[i, self.dim:] = np.einsum("m,mi,mj->ij", w, x, x).ravel()
+            out[i] = self._weighted_moments(x, h / h.sum())
         return out
+
+    def _tilt_adaptive(self, rows: np.ndarray, reward: Reward, tau: float, rounds: int = 4) -> np.ndarray:
+        """Tilt by a reward without a closed form: importance-weighted quasi-Monte-Carlo nodes
+        drawn from a Gaussian proposal moved, ``rounds`` times, to the tilted moments found so
+        far, so a tilt far into the tails stays accurate. A degenerate model (singular
+        covariance) keeps the plain nodes."""
+        out = np.empty_like(rows)
+        for i, (mean, cov) in enumerate(zip(*self.mean_cov(rows), strict=True)):
+            vals, vecs = np.linalg.eigh(cov)
+            if vals[0] <= 1e-12 * max(vals[-1], 1e-300):
+                vals = np.clip(vals, 0, None)
+                x = mean + self._nodes @ (vecs * np.sqrt(vals)).T
+                w = np.exp(reward(x) / tau - np.max(reward(x) / tau))
+                out[i] = self._weighted_moments(x, w / w.sum())
+                continue
+            prec = (vecs / vals) @ vecs.T
+            q_mean, q_vals, q_vecs = mean, vals, vecs
+            for _ in range(rounds):
+                z = self._nodes
+                x = q_mean + z @ (q_vecs * np.sqrt(q_vals)).T
+                d = x - mean
+                log_w = (reward(x) / tau - 0.5 * np.einsum("mi,ij,mj->m", d, prec, d)
+                         + 0.5 * np.sum(z * z, axis=1))
+                w = np.exp(log_w - log_w.max())
+                row = self._weighted_moments(x, w / w.sum())
+                q_mean, q_cov = self.mean_cov(row[None])
+                q_mean, (q_vals, q_vecs) = q_mean[0], np.linalg.eigh(q_cov[0])
+                q_vals = np.clip(q_vals, 1e-12 * q_vals[-1], None)
+            out[i] = row
+        return out
+
+    def _weighted_moments(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return np.concatenate([w @ x, np.einsum("m,mi,mj->ij", w, x, x).ravel()])
 
     def _tilt_closed_form(self, rows: np.ndarray, g: np.ndarray, q: np.ndarray) -> np.ndarray:
         mean, cov = self.mean_cov(rows)

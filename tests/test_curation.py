@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -78,7 +79,7 @@ params = dict(
 # --------------------------------------------------------------------------- mass, finiteness
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(**params)
 def test_operators_conserve_mass_and_stay_finite(n, K, log_scale, log_tau, log_conc, ties, seed):
     r, p = random_instance(seed, n, 10.0**log_scale, 10.0**log_conc, ties)
@@ -91,8 +92,14 @@ def test_operators_conserve_mass_and_stay_finite(n, K, log_scale, log_tau, log_c
     ):
         assert h.shape == (1, n), name
         assert np.all(np.isfinite(h)), f"{name}: non-finite H {h}"
-        assert np.all(h >= 0), f"{name}: negative H {h}"
+        if name != "best_of_k":
+            assert np.all(h >= 0), f"{name}: negative H {h}"
         assert abs(float(p @ h[0]) - 1.0) < 1e-9, f"{name}: sum p H = {float(p @ h[0])!r}"
+    if p.min() > 1e-9:      # see test_best_of_k_rare_outcomes for tinier masses
+        h = best_of_k_h(p, r, K)[0]
+        assert np.all(h >= 0) and np.all(h <= K * (1 + 1e-6))
+        order = np.argsort(r, kind="stable")
+        assert np.all(np.diff(h[order]) >= -1e-6 * K)
     h = luce_h(p, rho, K)[0]
     # 0 < H < K (H may round to K, or underflow to 0 when the reward spread is huge)
     assert np.all(h <= K * (1 + 1e-12))
@@ -102,8 +109,6 @@ def test_operators_conserve_mass_and_stay_finite(n, K, log_scale, log_tau, log_c
     # H depends on x only through its reward, and increases with it
     order = np.argsort(rho, kind="stable")
     assert np.all(np.diff(h[order]) >= -1e-9 * K)
-    # best-of-K never exceeds K either
-    assert np.all(best_of_k_h(p, r, K)[0] <= K * (1 + 1e-12))
 
 
 def test_batched_rows_equal_single_rows():
@@ -154,7 +159,7 @@ def test_k_equal_one_is_identity():
 # --------------------------------------------------------------------------- closed forms
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(n=st.integers(2, 30), log_scale=st.floats(-2, 1.5), log_tau=st.floats(-1, 1),
        log_conc=st.floats(-1, 1), seed=st.integers(0, 2**32 - 1))
 def test_luce_k2_is_bradley_terry(n, log_scale, log_tau, log_conc, seed):
@@ -175,7 +180,7 @@ def best_of_k_reference(p: np.ndarray, r: np.ndarray, K: int) -> np.ndarray:
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(n=st.integers(2, 20), K=st.integers(2, 10), log_conc=st.floats(-1, 1), ties=st.booleans(),
        seed=st.integers(0, 2**32 - 1))
 def test_best_of_k_exact_formula(n, K, log_conc, ties, seed):
@@ -186,13 +191,6 @@ def test_best_of_k_exact_formula(n, K, log_conc, ties, seed):
     np.testing.assert_allclose(best_of_k_h(p, r, K)[0], best_of_k_reference(p, r, K), rtol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="best_of_k_h computes (top^K - below^K) / mass with below = cumsum - mass: catastrophic "
-    "cancellation when an outcome's level mass is below ~1e-16 of the mass under it. "
-    "p=[0.5, 0.5, 1e-18], r=[0, 1, 2], K=2 gives H(top)=0 (exact ~2): the best outcome is "
-    "erased; p=[0.3, 1e-18, 0.7], r=[0, 1, 2] gives H[1]=0 (exact 0.6)",
-)
 def test_best_of_k_rare_outcomes():
     r = np.array([0.0, 1.0, 2.0])
     p = np.array([0.5, 0.5, 1e-18])
@@ -201,6 +199,11 @@ def test_best_of_k_rare_outcomes():
     np.testing.assert_allclose(best_of_k_h(p, r, 2)[0], best_of_k_reference(p, r, 2), rtol=1e-9)
     # Luce with a sharp temperature is the same race and gets these right
     np.testing.assert_allclose(luce_h(p, r * 100, 2)[0], [0.3, 0.6, 1.3], rtol=1e-9)
+    # a Dirichlet draw whose best outcome has mass 2.6e-18: H(best) = -172.6 (exact ~2)
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=18)
+    p = rng.dirichlet(np.full(18, 10**-1.3125))
+    assert np.all(best_of_k_h(p, r, 2) >= 0)
 
 
 def test_luce_large_k_approaches_tilt():
@@ -211,7 +214,7 @@ def test_luce_large_k_approaches_tilt():
         tilt = (p * tilt_h(p, r))[0]
         ks = [2, 10, 100, 1000, 10000]
         tv = [0.5 * np.abs((p * luce_h(p, r, k))[0] - tilt).sum() for k in ks]
-        assert all(a > b for a, b in zip(tv, tv[1:], strict=False)), tv
+        assert all(a > b for a, b in itertools.pairwise(tv)), tv
         assert tv[-1] < 1e-3
         # the gap closes like 1/K
         assert 0.5 < (tv[-1] * ks[-1]) / (tv[-2] * ks[-2]) < 2.0
@@ -407,12 +410,6 @@ def test_gaussian_luce_quadrature_matches_monte_carlo(dim, K, tau, seed):
     assert np.max(np.abs(mean_q[0] - mu)) > 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Gaussian.curate quadrature path: the fixed QMC nodes reach only |z| < ~3.4, so a tilt "
-    "that moves the mean by 2 standard deviations (non-closed-form reward) comes out ~5%% low "
-    "in the mean and ~11%% low in the variance",
-)
 def test_gaussian_quadrature_strong_tilt_is_accurate():
     fam = Gaussian(dim=1)
     row = gaussian_row(fam, [0.0], [[1.0]])

@@ -31,7 +31,7 @@ import numpy as np
 
 from ecosystem import study as study_mod
 from ecosystem.model import ECOSYSTEM_COLUMNS, EcosystemModel
-from ecosystem.scenario import parse
+from ecosystem.scenario import parse, read_toml
 
 CONVERGED_CHANGE = 1e-8
 """A run has converged when ``max_change`` (relative parameter change per round) stays below this."""
@@ -325,7 +325,7 @@ class BatchModel(EcosystemModel):
         from ecosystem.cli import resolve
 
         path = resolve(str(scenario))
-        base = study_mod._read_toml(Path(path), study_mod.ScenarioError)
+        base = read_toml(Path(path))
         data = study_mod.apply(base, overrides, seed)
         built = parse(data, origin=str(path), default_name=Path(path).stem)
         super().__init__(built.graph, built.family, mode=built.mode, order=built.order, rewards=built.rewards,

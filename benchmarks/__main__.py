@@ -1,0 +1,216 @@
+"""``python -m benchmarks [--quick] [--json]``: the workloads, their baselines and the scale table.
+
+Prints one figure per line (``name = value``); with ``--json``, one JSON object instead
+(nested: ``{"w1": {"ratio_to_floor": ...}, ...}``). See BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+FULL = {
+    "reps": 3,
+    "w1": {"size": {"n": 2000, "outcomes": 512}, "steps": 100, "naive_steps": 3},
+    "w2": {"size": {"n": 200, "dim": 8, "samples": 2000}, "steps": 20, "naive_steps": 10},
+    "w3": {"runs": 48, "n": 50, "steps": 200, "workers": 2},
+    "scale": {"big": {"n": 10_000, "outcomes": 1000}, "big_steps": 100, "steps": 10,
+              "base": {"n": 1000, "outcomes": 256, "m": 3},
+              "vary": {"n": [500, 1000, 2000, 4000], "outcomes": [128, 256, 512, 1024], "m": [1, 2, 4, 8]}},
+}
+QUICK = {
+    "reps": 1,
+    "w1": {"size": {"n": 200, "outcomes": 128}, "steps": 10, "naive_steps": 2},
+    "w2": {"size": {"n": 20, "dim": 4, "samples": 200}, "steps": 5, "naive_steps": 5},
+    "w3": {"runs": 4, "n": 10, "steps": 20, "workers": 2},
+    "scale": {"big": {"n": 500, "outcomes": 128}, "big_steps": 5, "steps": 3,
+              "base": {"n": 200, "outcomes": 64, "m": 2},
+              "vary": {"n": [100, 200], "outcomes": [64, 128], "m": [1, 2]}},
+}
+
+
+IN_PROCESS = False
+"""Quick runs keep jobs in this process (no interpreter start-up per job; RSS is then the process's)."""
+
+
+def job(kind: str, workload: str = "w1", size: dict | None = None, steps: int = 1) -> dict[str, Any]:
+    """Run one job in a fresh interpreter (see :mod:`benchmarks.worker`)."""
+    if IN_PROCESS:
+        import resource
+
+        from threadpoolctl import threadpool_limits
+
+        from benchmarks import worker
+
+        spec = {"kind": kind, "workload": workload, "size": size or {}, "steps": steps}
+        with threadpool_limits(limits=None if kind == "gflops" else 1, user_api="blas"):
+            out = worker.run(spec)
+        return dict(out, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    spec = json.dumps({"kind": kind, "workload": workload, "size": size or {}, "steps": steps})
+    done = subprocess.run([sys.executable, "-m", "benchmarks.worker", spec], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"benchmark job {spec} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def repeat(reps: int, kind: str, workload: str, size: dict, steps: int) -> dict[str, Any]:
+    """Median seconds over ``reps`` fresh processes; the largest peak RSS."""
+    runs = [job(kind, workload, size, steps) for _ in range(reps)]
+    out = dict(runs[0])
+    out["seconds"] = statistics.median(r["seconds"] for r in runs)
+    out["setup"] = statistics.median(r["setup"] for r in runs)
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["per_round"] = out["seconds"] / steps
+    return out
+
+
+def workload(name: str, cfg: dict, reps: int, floor: bool) -> dict[str, Any]:
+    """Full model, naive baseline (and floor for W1), measured in this run."""
+    n = cfg["size"]["n"]
+    full = repeat(reps, "full", name, cfg["size"], cfg["steps"])
+    res = {"n_models": n, "rounds": cfg["steps"], "median_s": full["seconds"], "setup_s": full["setup"],
+           "model_rounds_per_s": n / full["per_round"], "peak_rss_mb": full["peak_rss_mb"]}
+    naive = repeat(reps, "naive", name, cfg["size"], cfg["naive_steps"])
+    res.update(naive_rounds=cfg["naive_steps"], naive_s_per_round=naive["per_round"],
+               speedup_vs_naive=naive["per_round"] / full["per_round"])
+    if floor:
+        fl = repeat(reps, "floor", name, cfg["size"], cfg["steps"])
+        shared = repeat(reps, "naive_shared", name, cfg["size"], cfg["naive_steps"])
+        res.update(floor_median_s=fl["seconds"], ratio_to_floor=full["per_round"] / fl["per_round"],
+                   floor_gflops=fl["flops_per_round"] / fl["per_round"] / 1e9,
+                   full_gflops=fl["flops_per_round"] / full["per_round"] / 1e9,
+                   speedup_vs_naive_shared_bases=shared["per_round"] / full["per_round"])
+    return res
+
+
+def w3(cfg: dict, reps: int) -> dict[str, Any]:
+    """A 48-run study: serial, process pool and Dask LocalCluster (workers started before timing)."""
+    from benchmarks.worker import warm
+    from benchmarks.workloads import w3_data
+    from ecosystem import sweep
+
+    data = w3_data(n=cfg["n"], steps=cfg["steps"])
+    tasks = [{"setting_id": "w3", "seed": s, "origin": "<benchmark w3>", "scenario": data, "analysis": False}
+             for s in range(cfg["runs"])]
+    res: dict[str, Any] = {"runs": cfg["runs"], "workers": cfg["workers"]}
+    for label, workers, dask in (("serial", 1, None), ("process", cfg["workers"], None),
+                                 ("dask", cfg["workers"], "local")):
+        times, starts = [], []
+        for _ in range(reps):
+            begin = time.perf_counter()
+            with sweep.executor(workers, dask) as pool:
+                # workers started and the engine imported in each before the clock starts
+                [f.result() for f in [pool.submit(warm, 0.5 if workers > 1 else 0.0) for _ in range(workers)]]
+                start = time.perf_counter()
+                results = [f.result() for f in [pool.submit(sweep.run_task, t) for t in tasks]]
+                times.append(time.perf_counter() - start)
+            starts.append(start - begin)
+            assert all(r["status"] == "done" for r in results), [r["error"] for r in results if r["error"]]
+        res[f"{label}_s"] = statistics.median(times)
+        res[f"{label}_startup_s"] = statistics.median(starts)
+    for label in ("process", "dask"):
+        res[f"speedup_{label}"] = res["serial_s"] / res[f"{label}_s"]
+        res[f"efficiency_{label}"] = res[f"speedup_{label}"] / cfg["workers"]
+    return res
+
+
+def scale(cfg: dict) -> dict[str, Any]:
+    """The large run, and how time per round grows with models, outcomes and edges (log-log slopes)."""
+    big = job("full", "w1", cfg["big"], cfg["big_steps"])
+    res: dict[str, Any] = {"models": cfg["big"]["n"], "outcomes": cfg["big"]["outcomes"],
+                           "rounds": cfg["big_steps"], "seconds": big["seconds"], "setup_s": big["setup"],
+                           "peak_rss_mb": big["peak_rss_mb"], "table": []}
+    for axis, values in cfg["vary"].items():
+        points = []
+        for value in values:
+            size = dict(cfg["base"], **{axis: value})
+            r = job("full", "w1", size, cfg["steps"])
+            row = {"axis": axis, **size, "edges": r["edges"], "s_per_round": r["seconds"] / cfg["steps"]}
+            res["table"].append(row)
+            points.append((r["edges"] if axis == "m" else value, row["s_per_round"]))
+        xs, ys = (math.log(p[0]) for p in points), (math.log(p[1]) for p in points)
+        xs, ys = list(xs), list(ys)
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+        res[f"slope_{'edges' if axis == 'm' else axis}"] = slope
+    return res
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, versions and measured matrix-multiply GFLOP/s."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                name = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import mesa
+    import numpy
+
+    return {"cpu": name, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version(),
+            "numpy": numpy.__version__, "mesa": mesa.__version__, **job("gflops")}
+
+
+def flatten(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(f"{prefix}.{k}" if prefix else k, v, out)
+    else:
+        out.append((prefix, value))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, one repetition (a smoke run for CI)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of one figure per line")
+    p.add_argument("--only", default="w1,w2,w3,scale", help="comma-separated subset of w1,w2,w3,scale")
+    args = p.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    global IN_PROCESS
+    IN_PROCESS = args.quick
+    only = set(args.only.split(","))
+    start = time.perf_counter()
+    results: dict[str, Any] = {"quick": args.quick, "machine": machine()}
+    if "w1" in only:
+        results["w1"] = workload("w1", cfg["w1"], cfg["reps"], floor=True)
+    if "w2" in only:
+        results["w2"] = workload("w2", cfg["w2"], cfg["reps"], floor=False)
+    if "w3" in only:
+        results["w3"] = w3(cfg["w3"], cfg["reps"])
+    if "scale" in only:
+        results["scale"] = scale(cfg["scale"])
+    results["total_s"] = time.perf_counter() - start
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    lines: list[tuple[str, Any]] = []
+    flatten("", results, lines)
+    for key, value in lines:
+        if isinstance(value, list):
+            for i, row in enumerate(value):
+                print(f"{key}[{i}] = " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+        else:
+            print(f"{key} = {_fmt(value)}")
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

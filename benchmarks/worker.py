@@ -1,0 +1,89 @@
+"""One timed job in a fresh process (so that peak RSS is the job's): ``python -m benchmarks.worker JSON``.
+
+Prints one JSON object: ``seconds`` (the timed part), ``setup`` (seconds to build) and
+``peak_rss_mb``. BLAS runs on one thread in every job (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+
+def gflops(size: int = 1500, threads: int = 1) -> float:
+    """Best of 5 dense ``size x size`` matrix products, in GFLOP/s."""
+    a = np.random.default_rng(0).random((size, size))
+    best = float("inf")
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best / 1e9
+
+
+def warm(seconds: float = 0.5) -> int:
+    """Import the engine in a pool worker and hold it a moment (so that every worker gets one)."""
+    import ecosystem.sweep  # noqa: F401
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job: ``kind`` in full, floor, naive, naive_shared, gflops; ``workload`` w1/w2; sizes."""
+    from benchmarks import floor, naive, workloads
+
+    kind, out = job["kind"], {}
+    if kind == "gflops":
+        return {"gflops_1_thread": gflops(threads=1), "gflops_all_threads": gflops(threads=os.cpu_count())}
+    make = workloads.w1_data if job["workload"] == "w1" else workloads.w2_data
+    start = time.perf_counter()
+    scenario = workloads.build(make(**job.get("size", {})))
+    steps = job["steps"]
+    if kind == "full":
+        model = scenario.build()
+        out["setup"] = time.perf_counter() - start
+        start = time.perf_counter()
+        model.run(steps)
+        out["seconds"] = time.perf_counter() - start
+        model.agents_frame()  # the collected data is usable (and counted in memory)
+        out["edges"] = sum(1 for _, v in scenario.graph.in_edges(model.kernel.models))
+    elif kind == "floor":
+        kernel = floor.Floor(scenario)
+        out["setup"] = time.perf_counter() - start
+        out["flops_per_round"] = kernel.flops_per_round
+        start = time.perf_counter()
+        kernel.run(steps)
+        out["seconds"] = time.perf_counter() - start
+    else:
+        model = (naive.NaiveW1(scenario, shared_bases=kind == "naive_shared") if job["workload"] == "w1"
+                 else naive.NaiveW2(scenario))
+        out["setup"] = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.step()
+        out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    if job["kind"] == "gflops":
+        out = run(job)
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            out = run(job)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

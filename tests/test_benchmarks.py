@@ -1,0 +1,38 @@
+"""The benchmark harness runs (a smoke test: small sizes; it asserts no speed target)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import naive, workloads
+from benchmarks.floor import Floor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_prints_the_figures_as_json():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    for section, keys in {"w1": ("ratio_to_floor", "speedup_vs_naive", "peak_rss_mb", "model_rounds_per_s"),
+                          "w2": ("speedup_vs_naive",),
+                          "w3": ("speedup_process", "speedup_dask", "efficiency_process", "efficiency_dask"),
+                          "scale": ("seconds", "peak_rss_mb", "table"),
+                          "machine": ("cpu", "gflops_1_thread")}.items():
+        for key in keys:
+            assert key in out[section], f"{section}.{key}"
+
+
+def test_baselines_compute_the_engines_numbers():
+    w1 = workloads.build(workloads.w1_data(n=40, outcomes=64, steps=4))
+    assert naive.check_w1(w1, steps=4) < 1e-10
+    floor = Floor(w1).run(4)
+    model = w1.build()
+    model.run(4)
+    assert np.max(np.abs(floor - model.state)) < 1e-10
+    w2 = workloads.build(workloads.w2_data(n=10, dim=3, samples=100, steps=3))
+    assert naive.check_w2(w2, steps=3) < 1e-10

@@ -1,30 +1,41 @@
 # Bootstrap: `make run` sets up and runs the default scenario; `make test` sets up and runs the tests.
+# Each target installs only what it needs into one virtualenv (.venv): the core package for
+# `run`, plus the viz extra for `viz`, plus every test dependency for `test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint clean viz
 
-setup: $(STAMP)
+setup: $(VENV)/.test
 
-$(STAMP): pyproject.toml
+$(PY):
 	@PYTHON=$$(sh .ci/find-python) || exit 1; \
 	echo "using $$PYTHON ($$($$PYTHON --version))"; \
 	$$PYTHON -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,dask,viz,browser]"
-	@touch $(STAMP)
 
-run: $(STAMP)
+$(VENV)/.core: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.viz: $(VENV)/.core
+	$(PY) -m pip install --quiet -e ".[viz]"
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PY) -m pip install --quiet -e ".[dev,dask,viz,browser]"
+	@touch $@
+
+run: $(VENV)/.core
 	$(VENV)/bin/ecosystem run
 
-test: $(STAMP)
+test: $(VENV)/.test
 	$(PY) -m pytest
 
-viz: $(STAMP)
+viz: $(VENV)/.viz
 	$(VENV)/bin/ecosystem viz $(SCENARIO)
 
-lint: $(STAMP)
+lint: $(VENV)/.test
 	$(VENV)/bin/ruff check ecosystem tests scenarios viz benchmarks
 
 clean:

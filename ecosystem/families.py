@@ -285,6 +285,11 @@ class Gaussian:
         z = rng.standard_normal((which.size, self.dim))
         if which.size == 0:
             return z
+        runs = np.r_[0, np.flatnonzero(which[1:] != which[:-1]) + 1, which.size]
+        if len(runs) - 1 <= 4 * len(rows):   # slots come in runs of one row: transform in place
+            for a, b in pairwise(runs):
+                z[a:b] = z[a:b] @ root[which[a]].T + mean[which[a]]
+            return z
         order = np.argsort(which, kind="stable")
         rows_sorted, z_sorted = which[order], z[order]
         starts = np.r_[0, np.flatnonzero(np.diff(rows_sorted)) + 1, which.size]

@@ -91,6 +91,13 @@ class RoundKernel:
         for v in nodes_of(graph, "curator"):
             self.producer[self.index[v]] = self.index[producer(graph, v)]
             self.curator_of[self.index[v]] = graph.nodes[v]["curator"]
+        # per node: 0 drawn directly (model, source), 1 pool, 2 curator; curators' group ids
+        self._code = np.select([self.kind == "pool", self.kind == "curator"], [1, 2], 0).astype(np.int8)
+        self._group_of = np.full(n_nodes, -1, dtype=np.int64)
+        self._group_curator: list[Curator] = []
+        for cur, members in self._groups(sorted(self.curator_of)).values():
+            self._group_of[members] = len(self._group_curator)
+            self._group_curator.append(cur)
         self._tables: dict[int, tuple[Curator, np.ndarray]] = {}
         self._ancestors: dict[int, list[list[int]]] = {}
         self._plans: dict[tuple[int, ...], tuple] = {}
@@ -188,17 +195,21 @@ class RoundKernel:
     def draw(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One sample from each node in ``nodes`` (may repeat); ``x`` holds base rows."""
         out = None
-        base = np.isin(self.kind[nodes], ("model", "source"))
+        code = self._code[nodes]
+        if not code.any():                                   # all drawn directly
+            return self.family.sample(x, nodes, rng)
         parts = {}
-        if base.any():
-            parts["base"] = (np.flatnonzero(base), self.family.sample(x, nodes[base], rng))
-        pools = np.flatnonzero(self.kind[nodes] == "pool")
+        base = np.flatnonzero(code == 0)
+        if base.size:
+            parts["base"] = (base, self.family.sample(x, nodes[base], rng))
+        pools = np.flatnonzero(code == 1)
         if pools.size:
             parts["pool"] = (pools, self.draw(x, self._pick_component(nodes[pools], rng), rng))
-        curated = np.flatnonzero(self.kind[nodes] == "curator")
-        for cur, members in self._groups(sorted(set(nodes[curated].tolist()))).values():
-            slots = curated[np.isin(nodes[curated], members)]
-            parts[id(cur)] = (slots, self._curated_draw(cur, x, self.producer[nodes[slots]], rng))
+        curated = np.flatnonzero(code == 2)
+        group = self._group_of[nodes[curated]]
+        for gid in np.unique(group):
+            slots = curated[group == gid]
+            parts[gid] = (slots, self._curated_draw(self._group_curator[gid], x, self.producer[nodes[slots]], rng))
         for slots, values in parts.values():
             if out is None:
                 out = np.empty((len(nodes), *values.shape[1:]), dtype=values.dtype)

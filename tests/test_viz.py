@@ -174,3 +174,5 @@ def test_scripted_events_run_and_pictures_follow_models_that_appear():
     names, values = m.per_model("alignment", m.steps + 1)
     assert len(names) == before + 1 and np.isnan(values[0, -1]) and np.isfinite(values[-1, -1])
     assert app._picture(m, SeriesPicture).names == names
+    marks = app._picture(m, SeriesPicture).alignment.events.get_segments()
+    assert [seg[0][0] for seg in marks] == [50, 80]               # the story's events so far

@@ -97,17 +97,24 @@ class _Panel:
             ax.add_collection(self.collection)
             ax.plot([], [], color="tab:blue", alpha=0.4, label=f"{len(names)} models")
         self.summaries = {key: ax.plot([], [], **style)[0] for key, style in summaries.items()}
+        # scripted events: dotted vertical lines at the rounds they took effect
+        self.events = LineCollection([], colors="0.45", linestyles=":", lw=1.2, transform=ax.get_xaxis_transform())
+        ax.add_collection(self.events)
         self.xmax, self.ylim = 0.0, None
         ax.grid(alpha=0.3)
         ax.set_xlabel("round")
 
     @property
     def dynamic(self) -> list[Artist]:
-        return [*self.lines, *([self.collection] if self.collection is not None else []), *self.summaries.values()]
+        return [*self.lines, *([self.collection] if self.collection is not None else []), *self.summaries.values(),
+                self.events]
 
-    def update(self, per_model: np.ndarray | None, summaries: dict[str, np.ndarray]) -> bool:
-        """Set the data; returns True if the limits had to grow (the background must be redrawn)."""
+    def update(self, per_model: np.ndarray | None, summaries: dict[str, np.ndarray],
+               events: list[int] = ()) -> bool:
+        """Set the data and event rounds; returns True if the limits had to grow (the background
+        must be redrawn)."""
         steps = np.arange(len(next(iter(summaries.values()))))
+        self.events.set_segments([[(r, 0.0), (r, 1.0)] for r in events])
         if per_model is not None and self.labelled:
             for j, line in enumerate(self.lines):
                 line.set_data(steps, per_model[:, j])
@@ -146,8 +153,14 @@ def _history(model: VizModel, key: str) -> np.ndarray:
     return np.array(model.history[key][: _rounds(model)])
 
 
+def event_rounds(model: VizModel) -> list[int]:
+    """Distinct rounds at which scripted events took effect so far."""
+    return sorted({e["round"] for e in model.event_log})
+
+
 class SeriesPicture:
-    """Alignment (per model, ecosystem mean and min), diversity and homogenisation over rounds."""
+    """Alignment (per model, ecosystem mean and min), diversity and homogenisation over rounds,
+    with the rounds of scripted events marked."""
 
     def __init__(self, model: VizModel) -> None:
         fig = Figure(figsize=(6.4, 5.6), dpi=DPI)
@@ -161,6 +174,7 @@ class SeriesPicture:
             "mean_diversity": {"color": "k", "ls": "--", "lw": 2, "label": "mean"}})
         self.homogenisation = _Panel(fig.add_subplot(grid[1, 1]), names, {
             "pairwise_divergence": {"color": "tab:purple", "lw": 2}}, per_model=False)
+        self.alignment.ax.plot([], [], color="0.45", ls=":", lw=1.2, label="scripted event")
         self.alignment.ax.set_ylabel("alignment E[r]")
         self.alignment.ax.axhline(0, color="0.6", lw=0.8)
         self.alignment.ax.set_title("alignment with own users", fontsize=10)
@@ -177,9 +191,10 @@ class SeriesPicture:
         """Put the model's history into the lines; True if any axes limits grew."""
         h, n = (lambda key: _history(model, key)), _rounds(model)
         align, div = model.per_model("alignment", n)[1], model.per_model("diversity", n)[1]
-        grown = self.alignment.update(align, {k: h(k) for k in ("mean_alignment", "min_alignment")})
-        grown |= self.diversity.update(div, {"mean_diversity": h("mean_diversity")})
-        grown |= self.homogenisation.update(None, {"pairwise_divergence": h("pairwise_divergence")})
+        marks = event_rounds(model)
+        grown = self.alignment.update(align, {k: h(k) for k in ("mean_alignment", "min_alignment")}, marks)
+        grown |= self.diversity.update(div, {"mean_diversity": h("mean_diversity")}, marks)
+        grown |= self.homogenisation.update(None, {"pairwise_divergence": h("pairwise_divergence")}, marks)
         return grown
 
     def png(self, model: VizModel) -> bytes:

@@ -115,11 +115,16 @@ def _drop_inputs(graph: nx.DiGraph, nodes: set[str]) -> None:
     consumers = {v for u in gone for v in graph.successors(u) if v not in gone}
     graph.remove_nodes_from(gone)
     for v in consumers:
-        total = sum(w for _, _, w in graph.in_edges(v, data="weight"))
-        if total <= 0:
-            raise EventError(f"'{v}' would be left with no inputs")
-        for e in graph.in_edges(v):
-            graph.edges[e]["weight"] /= total
+        _rescale_inputs(graph, v)
+
+
+def _rescale_inputs(graph: nx.DiGraph, v: str) -> None:
+    """Scale ``v``'s remaining input shares so they sum to 1 again."""
+    total = sum(w for _, _, w in graph.in_edges(v, data="weight"))
+    if total <= 0:
+        raise EventError(f"'{v}' would be left with no inputs")
+    for e in graph.in_edges(v):
+        graph.edges[e]["weight"] /= total
 
 
 def _inputs(graph: nx.DiGraph, name: str, entries: Any, key: str, other: str) -> list[tuple[str, float]]:
@@ -242,12 +247,13 @@ class Change:
         if not self.graph.has_edge(u, v):
             raise EventError(f"no flow {u!r} -> {v!r}")
         old = self.graph.edges[u, v].get("weight")
-        rest = sum(w for x, _, w in self.graph.in_edges(v, data="weight") if x != u)
-        if rest <= 0:
-            raise EventError(f"'{v}' would be left with no inputs")
-        self.graph.remove_edge(u, v)
-        for e in self.graph.in_edges(v):
-            self.graph.edges[e]["weight"] /= rest
+        if flows.kind(self.graph, v) != "curator":
+            if not any(x != u and w > 0 for x, _, w in self.graph.in_edges(v, data="weight")):
+                raise EventError(f"'{v}' would be left with no inputs")
+            self.graph.remove_edge(u, v)
+            _rescale_inputs(self.graph, v)
+        else:
+            self.graph.remove_edge(u, v)
         return old, None
 
     # -- agents appearing and disappearing

@@ -123,26 +123,24 @@ def _stale(picture: NetworkPicture | SeriesPicture, model: VizModel) -> bool:
     return picture.names != model.per_model("alignment", len(model.history["pairwise_divergence"]))[0]
 
 
+def _picture_view(model: VizModel, kind: type, on_error: solara.Element) -> solara.Element:
+    """The model's picture of class ``kind`` at the current round, or ``on_error``."""
+    update_counter.get()
+    png = solara.use_memo(lambda: None if model.error else _picture(model, kind).png(model),
+                          [id(model), model.steps])
+    return on_error if model.error else solara.Image(png, format="png")
+
+
 @solara.component
 def NetworkView(model: VizModel) -> solara.Element:
     """The data-flow graph, models coloured by their current alignment."""
-    update_counter.get()
-    png = solara.use_memo(lambda: None if model.error else _picture(model, NetworkPicture).png(model),
-                          [id(model), model.steps])
-    if model.error:
-        return solara.Error(f"Cannot build this ecosystem: {model.error}")
-    return solara.Image(png, format="png")
+    return _picture_view(model, NetworkPicture, solara.Error(f"Cannot build this ecosystem: {model.error}"))
 
 
 @solara.component
 def SeriesView(model: VizModel) -> solara.Element:
     """Alignment per model with the ecosystem mean and minimum; diversity; homogenisation."""
-    update_counter.get()
-    png = solara.use_memo(lambda: None if model.error else _picture(model, SeriesPicture).png(model),
-                          [id(model), model.steps])
-    if model.error:
-        return solara.Text("")
-    return solara.Image(png, format="png")
+    return _picture_view(model, SeriesPicture, solara.Text(""))
 
 
 @solara.component

@@ -274,9 +274,12 @@ class Gaussian:
         return self.moments(mean_t, 0.5 * (cov_t + np.swapaxes(cov_t, 1, 2)))
 
     def transform(self, rows: np.ndarray, matrix: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        """Moments of ``A x + b`` for moment rows ``(R, k)``."""
+        """Moments of ``A x + b`` for moment rows ``(R, k)``; ``A`` is ``(d, d)`` or one per row
+        ``(R, d, d)``, ``b`` is ``(d,)`` or ``(R, d)``."""
         mean, cov = self.mean_cov(rows)
-        return self.moments(mean @ matrix.T + offset, matrix @ cov @ matrix.T)
+        matrix = np.broadcast_to(matrix, (len(rows), self.dim, self.dim))
+        return self.moments(np.einsum("rij,rj->ri", matrix, mean) + offset,
+                            matrix @ cov @ np.swapaxes(matrix, 1, 2))
 
     # -- finite samples
     def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:

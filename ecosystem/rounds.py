@@ -156,15 +156,18 @@ class RoundKernel:
         return plan
 
     def training_mixture(self, x: np.ndarray, models: np.ndarray | None = None) -> np.ndarray:
-        """Training distributions' moment rows ``(N, k)`` (or only ``models``)."""
+        """Training distributions' moment rows ``(N, k)`` (or only ``models``, sorted indices)."""
         mix = self.mixing @ x if models is None else self.mixing[models] @ x
         e = self.edges
-        for t in np.flatnonzero(e.transform >= 0):
-            if models is not None and e.dst[t] not in models:
-                continue
-            row = e.dst[t] if models is None else int(np.flatnonzero(models == e.dst[t])[0])
-            matrix, offset = self.transforms[e.transform[t]]
-            mix[row] += e.weight[t] * self.family.transform(x[e.src[t]][None], matrix, offset)[0]
+        ids = np.flatnonzero(e.transform >= 0)
+        if models is not None:
+            ids = ids[np.isin(e.dst[ids], models)]
+        if ids.size:                                  # all transformed edges in one batch
+            matrices = np.stack([np.asarray(self.transforms[t][0], dtype=float) for t in e.transform[ids]])
+            offsets = np.stack([np.asarray(self.transforms[t][1], dtype=float) for t in e.transform[ids]])
+            moved = self.family.transform(x[e.src[ids]], matrices, offsets)
+            rows = e.dst[ids] if models is None else np.searchsorted(models, e.dst[ids])
+            np.add.at(mix, rows, e.weight[ids, None] * moved)
         return mix
 
     # ----------------------------------------------------------------- sample mode

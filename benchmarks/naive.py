@@ -171,11 +171,6 @@ class _Gaussian(Agent):
                 z = self.model.rng.standard_normal((self.counts[pos] * population.rule.K, self.dim))
                 self.parts[pos] = producer.producer.draw(z)
 
-    def users(self, population: object) -> None:
-        for pos, (_, producer) in enumerate(self.edges):
-            if isinstance(producer, _Users) and producer.population is population:
-                self.model.rng.choice(len(population.weights), size=self.counts[pos], p=population.weights)
-
     def pick(self, population: object) -> None:
         for pos, (_, producer) in enumerate(self.edges):
             if isinstance(producer, _Users) and producer.population is population:
@@ -207,8 +202,9 @@ class _Users(Agent):
 
 class NaiveW2(Model):
     """W2 with per-agent numpy work. The random stream is consumed in the engine's order
-    (a uniform per model, raw samples model by model, then per population: candidates,
-    user draws, Gumbel noise), so a small instance reproduces the engine's numbers."""
+    (a uniform per model, raw samples model by model, then per population: candidates and
+    Gumbel noise; a population of one user type draws no user), so a small instance
+    reproduces the engine's numbers."""
 
     def __init__(self, scenario: Scenario) -> None:
         super().__init__(rng=scenario.seed)
@@ -240,7 +236,7 @@ class NaiveW2(Model):
             for agent in self.models:
                 getattr(agent, phase)()
         for population in self.populations:
-            for phase in ("candidates", "users", "pick"):
+            for phase in ("candidates", "pick"):
                 for agent in self.models:
                     getattr(agent, phase)(population)
         for phase in ("fit", "advance"):

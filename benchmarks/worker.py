@@ -57,9 +57,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         model.agents_frame()  # the collected data is usable (and counted in memory)
         out["edges"] = sum(1 for _, v in scenario.graph.in_edges(model.kernel.models))
     elif kind == "floor":
-        kernel = floor.Floor(scenario)
+        kernel = floor.Floor(scenario) if job["workload"] == "w1" else floor.SampleFloor(scenario)
         out["setup"] = time.perf_counter() - start
-        out["flops_per_round"] = kernel.flops_per_round
+        out["flops_per_round"] = getattr(kernel, "flops_per_round", None)
         start = time.perf_counter()
         kernel.run(steps)
         out["seconds"] = time.perf_counter() - start

@@ -283,24 +283,25 @@ class Gaussian:
 
     # -- finite samples
     def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One point ``(d,)`` per entry of ``which``; returns ``(m, d)``."""
-        mean, root = self._roots(rows)
+        """One point ``(d,)`` per entry of ``which``; returns ``(m, d)``. Square roots are
+        taken only of the rows drawn from."""
         z = rng.standard_normal((which.size, self.dim))
         if which.size == 0:
             return z
         runs = np.r_[0, np.flatnonzero(which[1:] != which[:-1]) + 1, which.size]
-        if len(runs) - 1 <= 4 * len(rows):   # slots come in runs of one row: transform in place
-            for a, b in pairwise(runs):
-                z[a:b] = z[a:b] @ root[which[a]].T + mean[which[a]]
+        in_place = len(runs) - 1 <= 4 * len(rows)   # slots come in runs of one row: transform in place
+        if not in_place:
+            order = np.argsort(which, kind="stable")
+            which, z = which[order], z[order]
+            runs = np.r_[0, np.flatnonzero(np.diff(which)) + 1, which.size]
+        used, slot = np.unique(which[runs[:-1]], return_inverse=True)
+        mean, root = self._roots(rows[used])
+        for (a, b), r in zip(pairwise(runs), slot, strict=True):   # one matrix product per run
+            z[a:b] = z[a:b] @ root[r].T + mean[r]
+        if in_place:
             return z
-        order = np.argsort(which, kind="stable")
-        rows_sorted, z_sorted = which[order], z[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(rows_sorted)) + 1, which.size]
-        for a, b in pairwise(starts):   # one matrix product per distinct row
-            r = rows_sorted[a]
-            z_sorted[a:b] = z_sorted[a:b] @ root[r].T + mean[r]
         out = np.empty_like(z)
-        out[order] = z_sorted
+        out[order] = z
         return out
 
     def empirical(self, samples: np.ndarray, owner: np.ndarray, n_owners: int,

@@ -65,7 +65,8 @@ class Quadratic(Reward):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(x)
-        return x @ self.g - 0.5 * self.eta * np.sum((x - self.center) ** 2, axis=1)
+        d = x - self.center
+        return x @ self.g - 0.5 * self.eta * np.einsum("ij,ij->i", d, d)
 
     def quadratic_form(self) -> tuple[np.ndarray, np.ndarray]:
         d = self.g.size

@@ -210,7 +210,7 @@ class RoundKernel:
             parts["pool"] = (pools, self.draw(x, self._pick_component(nodes[pools], rng), rng))
         curated = np.flatnonzero(code == 2)
         group = self._group_of[nodes[curated]]
-        for gid in np.unique(group):
+        for gid in np.flatnonzero(np.bincount(group)):
             slots = curated[group == gid]
             parts[gid] = (slots, self._curated_draw(self._group_curator[gid], x, self.producer[nodes[slots]], rng))
         for slots, values in parts.values():
@@ -239,7 +239,7 @@ class RoundKernel:
     def _curated_draw(self, cur: Curator, x: np.ndarray, producers: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
         if self._exact_tilt(cur, producers):
-            users = rng.choice(len(cur.weights), size=len(producers), p=cur.weights)
+            users = self._users(cur, len(producers), rng)
             out = None
             for u, reward in enumerate(cur.rewards):
                 mask = users == u
@@ -255,15 +255,26 @@ class RoundKernel:
             return out
         k = candidates_per_sample(cur)
         cand = self.draw(x, np.repeat(producers, k), rng)
-        users = rng.choice(len(cur.weights), size=len(producers), p=cur.weights)
-        scores = np.empty(len(cand))
-        per_slot_user = np.repeat(users, k)
-        for u, handle in enumerate(self.reward_handles(cur)):
-            mask = per_slot_user == u
-            if mask.any():
-                scores[mask] = self.family.scores(handle, cand[mask])
+        handles = self.reward_handles(cur)
+        if len(handles) == 1:
+            scores = self.family.scores(handles[0], cand)
+        else:
+            per_slot_user = np.repeat(self._users(cur, len(producers), rng), k)
+            scores = np.empty(len(cand))
+            for u, handle in enumerate(handles):
+                mask = per_slot_user == u
+                if mask.any():
+                    scores[mask] = self.family.scores(handle, cand[mask])
         pick = choose(cur, scores.reshape(len(producers), k), rng)
         return cand.reshape((len(producers), k, *cand.shape[1:]))[np.arange(len(producers)), pick]
+
+    @staticmethod
+    def _users(cur: Curator, n: int, rng: np.random.Generator) -> np.ndarray:
+        """The user type judging each of ``n`` slots, drawn from the population's weights
+        (no draw when the population has one type)."""
+        if len(cur.weights) == 1:
+            return np.zeros(n, dtype=np.int64)
+        return rng.choice(len(cur.weights), size=n, p=cur.weights)
 
     def training_samples(self, x: np.ndarray, sizes: np.ndarray, rng: np.random.Generator,
                          models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -272,9 +283,8 @@ class RoundKernel:
         slot_edge = np.repeat(ids, counts)
         samples = self.draw(x, self.edges.src[slot_edge], rng)
         e = self.edges
-        for t in np.unique(e.transform[slot_edge]):
-            if t < 0:
-                continue
+        in_use = e.transform[ids[counts > 0]]                       # per edge with slots, not per slot
+        for t in np.unique(in_use[in_use >= 0]):
             matrix, offset = self.transforms[t]
             mask = e.transform[slot_edge] == t
             samples[mask] = samples[mask] @ np.asarray(matrix).T + offset

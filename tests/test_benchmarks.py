@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import naive, workloads
-from benchmarks.floor import Floor
+from benchmarks.floor import Floor, SampleFloor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ def test_quick_benchmark_prints_the_figures_as_json():
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     for section, keys in {"w1": ("ratio_to_floor", "speedup_vs_naive", "peak_rss_mb", "model_rounds_per_s"),
-                          "w2": ("speedup_vs_naive",),
+                          "w2": ("speedup_vs_naive", "ratio_to_floor", "floor_speedup_vs_naive"),
                           "w3": ("speedup_process", "speedup_dask", "efficiency_process", "efficiency_dask"),
                           "scale": ("seconds", "peak_rss_mb", "table"),
                           "machine": ("cpu", "gflops_1_thread")}.items():
@@ -36,3 +36,6 @@ def test_baselines_compute_the_engines_numbers():
     assert np.max(np.abs(floor - model.state)) < 1e-10
     w2 = workloads.build(workloads.w2_data(n=10, dim=3, samples=100, steps=3))
     assert naive.check_w2(w2, steps=3) < 1e-10
+    model = w2.build()
+    model.run(3)
+    assert np.max(np.abs(SampleFloor(w2).run(3) - model.state)) < 1e-10

@@ -65,35 +65,43 @@ def job(kind: str, workload: str = "w1", size: dict | None = None, steps: int = 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def repeat(reps: int, kind: str, workload: str, size: dict, steps: int) -> dict[str, Any]:
-    """Median seconds over ``reps`` fresh processes; the largest peak RSS."""
-    runs = [job(kind, workload, size, steps) for _ in range(reps)]
-    out = dict(runs[0])
-    out["seconds"] = statistics.median(r["seconds"] for r in runs)
-    out["setup"] = statistics.median(r["setup"] for r in runs)
-    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    out["per_round"] = out["seconds"] / steps
+def repeat(reps: int, workload: str, size: dict, kinds: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per job kind (-> its number of rounds): median seconds over ``reps`` fresh processes
+    and the largest peak RSS. Repetitions interleave the kinds, so that the machine's drift
+    (large on a shared VM) hits them alike."""
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for _ in range(reps):
+        for kind, steps in kinds.items():
+            runs[kind].append(job(kind, workload, size, steps))
+    out = {}
+    for kind, steps in kinds.items():
+        out[kind] = dict(runs[kind][0])
+        out[kind]["seconds"] = statistics.median(r["seconds"] for r in runs[kind])
+        out[kind]["setup"] = statistics.median(r["setup"] for r in runs[kind])
+        out[kind]["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs[kind])
+        out[kind]["per_round"] = out[kind]["seconds"] / steps
     return out
 
 
 def workload(name: str, cfg: dict, reps: int, shared_bases: bool) -> dict[str, Any]:
     """Full model, naive baseline and floor (and W1's shared-bases ablation), measured in this run."""
     n = cfg["size"]["n"]
-    full = repeat(reps, "full", name, cfg["size"], cfg["steps"])
+    kinds = {"full": cfg["steps"], "floor": cfg["steps"], "naive": cfg["naive_steps"]}
+    if shared_bases:
+        kinds["naive_shared"] = cfg["naive_steps"]
+    got = repeat(reps, name, cfg["size"], kinds)
+    full, naive, fl = got["full"], got["naive"], got["floor"]
     res = {"n_models": n, "rounds": cfg["steps"], "median_s": full["seconds"], "setup_s": full["setup"],
-           "model_rounds_per_s": n / full["per_round"], "peak_rss_mb": full["peak_rss_mb"]}
-    naive = repeat(reps, "naive", name, cfg["size"], cfg["naive_steps"])
-    res.update(naive_rounds=cfg["naive_steps"], naive_s_per_round=naive["per_round"],
-               speedup_vs_naive=naive["per_round"] / full["per_round"])
-    fl = repeat(reps, "floor", name, cfg["size"], cfg["steps"])
-    res.update(floor_median_s=fl["seconds"], ratio_to_floor=full["per_round"] / fl["per_round"],
-               floor_speedup_vs_naive=naive["per_round"] / fl["per_round"])
+           "model_rounds_per_s": n / full["per_round"], "peak_rss_mb": full["peak_rss_mb"],
+           "naive_rounds": cfg["naive_steps"], "naive_s_per_round": naive["per_round"],
+           "speedup_vs_naive": naive["per_round"] / full["per_round"],
+           "floor_median_s": fl["seconds"], "ratio_to_floor": full["per_round"] / fl["per_round"],
+           "floor_speedup_vs_naive": naive["per_round"] / fl["per_round"]}
     if fl["flops_per_round"]:
         res.update(floor_gflops=fl["flops_per_round"] / fl["per_round"] / 1e9,
                    full_gflops=fl["flops_per_round"] / full["per_round"] / 1e9)
     if shared_bases:
-        shared = repeat(reps, "naive_shared", name, cfg["size"], cfg["naive_steps"])
-        res["speedup_vs_naive_shared_bases"] = shared["per_round"] / full["per_round"]
+        res["speedup_vs_naive_shared_bases"] = got["naive_shared"]["per_round"] / full["per_round"]
     return res
 
 
@@ -107,21 +115,23 @@ def w3(cfg: dict, reps: int) -> dict[str, Any]:
     tasks = [{"setting_id": "w3", "seed": s, "origin": "<benchmark w3>", "scenario": data, "analysis": False}
              for s in range(cfg["runs"])]
     res: dict[str, Any] = {"runs": cfg["runs"], "workers": cfg["workers"]}
-    for label, workers, dask in (("serial", 1, None), ("process", cfg["workers"], None),
-                                 ("dask", cfg["workers"], "local")):
-        times, starts = [], []
-        for _ in range(reps):
+    executors = (("serial", 1, None), ("process", cfg["workers"], None), ("dask", cfg["workers"], "local"))
+    times: dict[str, list[float]] = {label: [] for label, _, _ in executors}
+    starts: dict[str, list[float]] = {label: [] for label, _, _ in executors}
+    for _ in range(reps):   # repetitions interleave the executors: the machine's drift hits them alike
+        for label, workers, dask in executors:
             begin = time.perf_counter()
             with sweep.executor(workers, dask) as pool:
                 # workers started and the engine imported in each before the clock starts
                 [f.result() for f in [pool.submit(warm, 0.5 if workers > 1 else 0.0) for _ in range(workers)]]
                 start = time.perf_counter()
                 results = [f.result() for f in [pool.submit(sweep.run_task, t) for t in tasks]]
-                times.append(time.perf_counter() - start)
-            starts.append(start - begin)
+                times[label].append(time.perf_counter() - start)
+            starts[label].append(start - begin)
             assert all(r["status"] == "done" for r in results), [r["error"] for r in results if r["error"]]
-        res[f"{label}_s"] = statistics.median(times)
-        res[f"{label}_startup_s"] = statistics.median(starts)
+    for label, _, _ in executors:
+        res[f"{label}_s"] = statistics.median(times[label])
+        res[f"{label}_startup_s"] = statistics.median(starts[label])
     for label in ("process", "dask"):
         res[f"speedup_{label}"] = res["serial_s"] / res[f"{label}_s"]
         res[f"efficiency_{label}"] = res[f"speedup_{label}"] / cfg["workers"]

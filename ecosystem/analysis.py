@@ -249,6 +249,16 @@ class Parameter:
         t = self.target
         return f"{self.kind}[{t[0]}->{t[1]}]" if self.kind == "weight" else f"{self.kind}[{t}]"
 
+    def curated_model(self, graph: nx.DiGraph) -> object | None:
+        """The model whose curation this parameter sets: the target of a curation ratio, the
+        producer judged by a curator (``tau``, ``K``, or the weight of a curated edge)."""
+        if self.kind == "curation_ratio":
+            return self.target
+        node = self.target[0] if self.kind == "weight" else self.target
+        if self.kind in ("tau", "K", "weight") and flows.kind(graph, node) == "curator":
+            return flows.producer(graph, node)
+        return None
+
     def get(self, graph: nx.DiGraph) -> float:
         if self.kind == "curation_ratio":
             return flows.curation_ratio(graph, self.target)
@@ -286,9 +296,15 @@ class Parameter:
 
 
 def curation_parameters(model: EcosystemModel) -> list[Parameter]:
-    """The curation ratio of every model that has curated inputs (lambda_j > 0)."""
-    return [Parameter("curation_ratio", m) for m in model.kernel.models
-            if flows.curation_ratio(model.graph, m) > 0]
+    """Where curation enters the ecosystem: the curation ratio of every model with curated
+    inputs (lambda_j > 0), then the weight of every curated edge into a pool that has other
+    inputs (in a shared pool, curated data reaches the models only through the pool)."""
+    g = model.graph
+    params = [Parameter("curation_ratio", m) for m in model.kernel.models if flows.curation_ratio(g, m) > 0]
+    for c in flows.nodes_of(g, "curator"):
+        params += [Parameter("weight", (c, p)) for p in g.successors(c)
+                   if flows.kind(g, p) == "pool" and g.in_degree(p) > 1]
+    return params
 
 
 def parameter_derivative(model: EcosystemModel, theta: np.ndarray, param: Parameter,
@@ -410,14 +426,19 @@ class Backfire:
     influence: float
 
 
-def backfire(inf: Influence, tol: float = 1e-9) -> list[Backfire]:
-    """Sign reversals between the one-round effect and the long-run influence, largest first."""
+def backfire(inf: Influence, graph: nx.DiGraph | None = None, tol: float = 1e-9) -> list[Backfire]:
+    """Sign reversals between the one-round effect and the long-run influence, largest first.
+
+    ``curated`` is the parameter's curated model (:meth:`Parameter.curated_model`, with
+    ``graph``), else its target."""
     found = []
     for p, param in enumerate(inf.parameters):
+        curated = param.curated_model(graph) if graph is not None else None
         for i, name in enumerate(inf.models):
             r, lr = inf.raw[i, p], inf.influence[i, p]
             if np.isfinite(r) and np.isfinite(lr) and abs(r) > tol and abs(lr) > tol and r * lr < 0:
-                found.append(Backfire(param.label(), param.target, name, float(r), float(lr)))
+                found.append(Backfire(param.label(), param.target if curated is None else curated, name,
+                                      float(r), float(lr)))
     return sorted(found, key=lambda b: -abs(b.influence))
 
 
@@ -459,6 +480,8 @@ class Analysis:
     influence: Influence
     backfire: list[Backfire]
     jacobian_method: str
+    curated_models: list = dataclasses.field(default_factory=list)
+    """Per parameter, the model whose curation it sets (None if none)."""
 
     def to_dict(self) -> dict:
         """JSON-ready summary (NaN as None)."""
@@ -476,6 +499,7 @@ class Analysis:
             "jacobian": self.jacobian_method,
             "alignment": [None if not np.isfinite(v) else float(v) for v in self.alignment],
             "parameters": [p.label() for p in inf.parameters],
+            "curated_models": [None if m is None else str(m) for m in self.curated_models],
             "influence": clean(inf.influence),
             "raw": clean(inf.raw),
             "backfire": [dataclasses.asdict(b) | {"curated": str(b.curated), "affected": str(b.affected)}
@@ -497,5 +521,7 @@ def analyze(model: EcosystemModel, params: list[Parameter] | None = None) -> Ana
     return Analysis(
         point=point, spectral_radius=spectral_radius(jac), observed_rate=observed_rate(model, point),
         alignment=metrics.alignment(model.family, point.rows, model._eval_rewards),
-        influence=inf, backfire=backfire(inf), jacobian_method="exact" if exact is not None else "numerical",
+        influence=inf, backfire=backfire(inf, model.graph),
+        jacobian_method="exact" if exact is not None else "numerical",
+        curated_models=[p.curated_model(model.graph) for p in inf.parameters],
     )

@@ -156,7 +156,7 @@ def _analyze(args) -> int:
 
     scenario: Scenario = load(resolve(args.scenario))
     model = scenario.build(mode="population")
-    params = analysis.curation_parameters(model) + [_parameter(p, model) for p in args.param]
+    params = list(dict.fromkeys(analysis.curation_parameters(model) + [_parameter(p, model) for p in args.param]))
     try:
         result = analysis.analyze(model, params)
     except analysis.AnalysisError as err:

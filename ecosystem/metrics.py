@@ -57,7 +57,9 @@ def cross_alignment(family: Family, rows: np.ndarray, rewards: list[Reward]) -> 
 
 def _sum_plogp(rows: np.ndarray) -> np.ndarray:
     """``sum_x p log p`` per row (``0 log 0 = 0``), without scipy's slower ``xlogy``."""
-    logs = np.log(rows, out=np.zeros_like(rows), where=rows != 0)
+    with np.errstate(divide="ignore"):
+        logs = np.log(rows)
+    logs[rows == 0] = 0.0
     return np.einsum("ij,ij->i", rows, logs)
 
 
@@ -106,8 +108,8 @@ def pairwise_divergence(family: Family, rows: np.ndarray) -> float:
     if n < 2:
         return 0.0
     if isinstance(family, Categorical):
-        a = np.sqrt(rows if rows.min() >= 0 else np.clip(rows, 0, None))
-        total = 2 * n * np.einsum("ij,ij->", a, a) - 2 * np.sum(a.sum(axis=0) ** 2)
+        rows = rows if rows.min() >= 0 else np.clip(rows, 0, None)
+        total = 2 * n * rows.sum() - 2 * np.sum(np.sqrt(rows).sum(axis=0) ** 2)   # sum sqrt(p)^2 = sum p
         return float(0.5 * total / (n * (n - 1)))
     mean, cov = family.mean_cov(rows)
     a = np.concatenate([mean, _sqrtm(cov).reshape(n, -1)], axis=1)

@@ -234,9 +234,12 @@ class EcosystemModel(Model):
     # ------------------------------------------------------------------ dynamics
     def step(self) -> None:
         """One retraining round: generate, curate, retrain; then measure and collect."""
-        old = self.state.copy()
-        groups = ([np.arange(len(self.state))] if self.order == "synchronous"
-                  else [np.array([i]) for i in range(len(self.state))])
+        old = self.state   # a synchronous update replaces the state array; a sequential one works on a copy
+        if self.order == "synchronous":
+            groups = [np.arange(len(self.state))]
+        else:
+            self.state = old.copy()
+            groups = [np.array([i]) for i in range(len(self.state))]
         for models in groups:
             if self.mode == "population":
                 self._population_update(models)
@@ -253,7 +256,15 @@ class EcosystemModel(Model):
         self._accumulated[models[keep]] += mix[keep]
         self._accumulated_weight[models[keep]] += 1.0
         mix[keep] = self._accumulated[models[keep]] / self._accumulated_weight[models[keep], None]
-        self.state[models] = self.family.fit(mix, self.initial[models])
+        initial = self.initial if len(models) == len(self.state) else self.initial[models]
+        self._set_rows(models, self.family.fit(mix, initial))
+
+    def _set_rows(self, models: np.ndarray, rows: np.ndarray) -> None:
+        """New rows for ``models``; all of them replace the state array (the old one is kept)."""
+        if len(models) == len(self.state):
+            self.state = rows
+        else:
+            self.state[models] = rows
 
     def _sample_update(self, models: np.ndarray) -> None:
         n = len(self.state)
@@ -275,7 +286,7 @@ class EcosystemModel(Model):
         sub = self.retention[models] == "subsample"
         if sub.any():
             rows[sub] = self._subsample(models[sub], samples, owner)
-        self.state[models] = self.family.fit(rows, self.initial[models])
+        self._set_rows(models, self.family.fit(rows, self.initial[models]))
 
     def _subsample(self, models: np.ndarray, samples: np.ndarray, owner: np.ndarray) -> np.ndarray:
         """Fit rows from a size-M uniform reservoir over all data each model has seen."""

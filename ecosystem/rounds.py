@@ -99,6 +99,7 @@ class RoundKernel:
             self._group_of[members] = len(self._group_curator)
             self._group_curator.append(cur)
         self._tables: dict[int, tuple[Curator, np.ndarray]] = {}
+        self._fixed_rows = np.flatnonzero(~np.isin(self.kind, ("model", "curator", "pool")))
         self._ancestors: dict[int, list[list[int]]] = {}
         self._plans: dict[tuple[int, ...], tuple] = {}
         self._graph = graph
@@ -132,7 +133,11 @@ class RoundKernel:
     # ----------------------------------------------------------------- population mode
     def node_moments(self, state: np.ndarray, levels: list[list[int]] | None = None) -> np.ndarray:
         """Moment rows ``(V, k)`` of every node given model rows ``state`` ``(N, k)``."""
-        x = self.fixed.copy()
+        if levels is None:   # every derived row is computed below: copy only the sources' rows
+            x = np.empty_like(self.fixed)
+            x[self._fixed_rows] = self.fixed[self._fixed_rows]
+        else:
+            x = self.fixed.copy()
         x[: len(self.models)] = state
         for level in self.levels if levels is None else levels:
             pools, groups = self._level_plan(level)

@@ -123,6 +123,30 @@ def test_influence_of_other_parameters_tau_and_edge_weight():
         np.testing.assert_allclose(inf.influence[:, p], fd, atol=1e-6 * max(1, np.abs(fd).max()))
 
 
+def test_shared_pool_curation_enters_through_the_pool():
+    """No model has curated inputs in a shared pool: the default parameters are the curated
+    shares of the pool, their curated model is the judged producer, and the IFT holds."""
+    data = {"seed": 2, "space": {"n": 7},
+            "rewards": {f"r{k}": {"kind": "tabular", "values": np.random.default_rng(k).normal(size=7).tolist()}
+                        for k in range(3)},
+            "sources": {"real": {"probs": (np.ones(7) / 7).tolist()}},
+            "topology": {"kind": "shared_pool", "n": 3, "real_share": 0.3, "curation_ratio": 0.5,
+                         "curator": {"rule": "luce", "K": 3, "rewards": ["r0", "r1", "r2"]}}}
+    model = parse(data).build()
+    params = an.curation_parameters(model)
+    assert params and all(p.kind == "weight" and p.target[1] == "pool" for p in params)
+    assert {p.curated_model(model.graph) for p in params} == set(model.kernel.models)
+    result = an.analyze(model)
+    report = result.to_dict()
+    assert report["curated_models"] == [str(p.curated_model(model.graph)) for p in params]
+    assert np.abs(result.influence.influence).max() > 1e-3
+    for p, param in enumerate(params):
+        fd = an.influence_by_resolving(model, result.point, param, step=1e-4)
+        np.testing.assert_allclose(result.influence.influence[:, p], fd, atol=1e-6 * max(1, np.abs(fd).max()))
+    for b in result.backfire:
+        assert b.curated in model.kernel.models
+
+
 def _mechanism_model(scale: float):
     """The paper's mechanism with coupling A scaled so its spectral radius is ``scale``."""
     ref = mechanism_data()

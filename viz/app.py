@@ -92,14 +92,14 @@ def analysis_result(model: VizModel) -> dict:
 
 
 def self_backfire(report: dict) -> list[tuple[str, float]]:
-    """Models whose long-run alignment falls as their own curation ratio rises: ``(model, dJ/dlambda)``."""
+    """Models whose long-run alignment falls as their own curation rises (their curation ratio,
+    or their curated share of a pool): ``(model, dJ/dparameter)``."""
     out = []
-    for i, model in enumerate(report["models"]):
-        label = f"curation_ratio[{model}]"
-        if label in report["parameters"]:
-            value = report["influence"][i][report["parameters"].index(label)]
+    for p, curated in enumerate(report["curated_models"]):
+        if curated in report["models"]:
+            value = report["influence"][report["models"].index(curated)][p]
             if value is not None and value < 0:
-                out.append((model, value))
+                out.append((curated, value))
     return out
 
 

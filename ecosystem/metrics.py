@@ -57,9 +57,8 @@ def cross_alignment(family: Family, rows: np.ndarray, rewards: list[Reward]) -> 
 
 def _sum_plogp(rows: np.ndarray) -> np.ndarray:
     """``sum_x p log p`` per row (``0 log 0 = 0``), without scipy's slower ``xlogy``."""
-    with np.errstate(divide="ignore"):
-        logs = np.log(rows)
-    logs[rows == 0] = 0.0
+    logs = np.maximum(rows, np.finfo(float).tiny)   # p log p -> 0 as p -> 0
+    np.log(logs, out=logs)
     return np.einsum("ij,ij->i", rows, logs)
 
 

@@ -95,8 +95,8 @@ class EcosystemModel(Model):
         self.datacollector = _Collector(
             model_reporters={"step": "steps", **{c: _ecosystem_reporter(c) for c in ECOSYSTEM_COLUMNS}},
             agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in AGENT_COLUMNS}}},
-            tables={"cross_alignment": ["step", "model", *self.rewards]},
         )
+        self._cross_rounds: list[tuple[int, list, np.ndarray]] = []   # (step, model names, (N, R) table)
         self._measure(self.state)
         self._collect()
 
@@ -349,12 +349,8 @@ class EcosystemModel(Model):
 
     def _collect(self) -> None:
         self.datacollector.collect(self)
-        if self.rewards:  # one row per model, appended column by column
-            table, n = self.datacollector.tables["cross_alignment"], len(self.model_agents)
-            table["step"].extend(repeat(self.steps, n))
-            table["model"].extend(agent.name for agent in self.model_agents)
-            for name, column in zip(self.rewards, self.measures["cross"].T, strict=True):
-                table[name].extend(column.tolist())
+        if self.rewards:  # kept as one array per round (a model x reward table is large)
+            self._cross_rounds.append((self.steps, [a.name for a in self.model_agents], self.measures["cross"]))
 
     # ------------------------------------------------------------------ results
     def run(self, steps: int, progress: bool = False) -> None:
@@ -377,7 +373,13 @@ class EcosystemModel(Model):
 
     def cross_alignment_frame(self) -> pd.DataFrame:
         """One row per round per model, one column per named reward."""
-        return self.datacollector.get_table_dataframe("cross_alignment")
+        if not self._cross_rounds:
+            return pd.DataFrame(columns=["step", "model", *self.rewards])
+        steps, names, tables = zip(*self._cross_rounds, strict=True)
+        frame = pd.DataFrame(np.concatenate(tables), columns=list(self.rewards))
+        frame.insert(0, "model", [name for block in names for name in block])
+        frame.insert(0, "step", np.repeat(steps, [len(block) for block in names]))
+        return frame
 
     def gaussian_parameters(self) -> tuple[np.ndarray, np.ndarray]:
         """Means ``(N, d)`` and covariances ``(N, d, d)`` of all models (Gaussian family)."""

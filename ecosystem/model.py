@@ -250,7 +250,7 @@ class EcosystemModel(Model):
 
     def _population_update(self, models: np.ndarray) -> None:
         levels = None if len(models) == len(self.state) else self.kernel.ancestors(int(models[0]))
-        x = self.kernel.node_moments(self.state, levels)
+        x = self.kernel.node_moments(self.state, levels, reuse=True)
         mix = self.kernel.training_mixture(x, None if levels is None else models)
         keep = self.retention[models] != "replace"
         self._accumulated[models[keep]] += mix[keep]

@@ -100,6 +100,7 @@ class RoundKernel:
             self._group_curator.append(cur)
         self._tables: dict[int, tuple[Curator, np.ndarray]] = {}
         self._fixed_rows = np.flatnonzero(~np.isin(self.kind, ("model", "curator", "pool")))
+        self._buffer: np.ndarray | None = None
         self._ancestors: dict[int, list[list[int]]] = {}
         self._plans: dict[tuple[int, ...], tuple] = {}
         self._graph = graph
@@ -131,13 +132,22 @@ class RoundKernel:
         return self._ancestors[model]
 
     # ----------------------------------------------------------------- population mode
-    def node_moments(self, state: np.ndarray, levels: list[list[int]] | None = None) -> np.ndarray:
-        """Moment rows ``(V, k)`` of every node given model rows ``state`` ``(N, k)``."""
-        if levels is None:   # every derived row is computed below: copy only the sources' rows
+    def node_moments(self, state: np.ndarray, levels: list[list[int]] | None = None,
+                     reuse: bool = False) -> np.ndarray:
+        """Moment rows ``(V, k)`` of every node given model rows ``state`` ``(N, k)``.
+
+        ``reuse``: fill the kernel's own buffer (overwritten by the next such call) instead
+        of a new array; for a caller that is done with the rows before the next round.
+        """
+        if levels is not None:
+            x = self.fixed.copy()
+        elif reuse:   # every derived row is computed below; the sources' rows never change
+            if self._buffer is None:
+                self._buffer = self.fixed.copy()
+            x = self._buffer
+        else:
             x = np.empty_like(self.fixed)
             x[self._fixed_rows] = self.fixed[self._fixed_rows]
-        else:
-            x = self.fixed.copy()
         x[: len(self.models)] = state
         for level in self.levels if levels is None else levels:
             pools, groups = self._level_plan(level)

@@ -38,7 +38,8 @@ def warm(seconds: float = 0.5) -> int:
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job: ``kind`` in full, floor, naive, naive_shared, gflops; ``workload`` w1/w2; sizes."""
+    """Run one job: ``kind`` in full, full_all_metrics, floor, naive, naive_shared, gflops;
+    ``workload`` w1/w2; sizes."""
     from benchmarks import floor, naive, workloads
 
     kind, out = job["kind"], {}
@@ -46,9 +47,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         return {"gflops_1_thread": gflops(threads=1), "gflops_all_threads": gflops(threads=os.cpu_count())}
     make = workloads.w1_data if job["workload"] == "w1" else workloads.w2_data
     start = time.perf_counter()
-    scenario = workloads.build(make(**job.get("size", {})))
+    size = dict(job.get("size", {}), **({"metrics": None} if kind == "full_all_metrics" else {}))
+    scenario = workloads.build(make(**size))
     steps = job["steps"]
-    if kind == "full":
+    if kind in ("full", "full_all_metrics"):
         model = scenario.build()
         out["setup"] = time.perf_counter() - start
         start = time.perf_counter()

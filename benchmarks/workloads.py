@@ -8,21 +8,25 @@ import numpy as np
 
 from ecosystem.scenario import Scenario, parse
 
+W1_METRICS = ["alignment", "diversity"]
+"""What W1 collects every round, as its definition says: per-model alignment and entropy."""
+
 
 def w1_data(n: int = 2000, outcomes: int = 512, populations: int = 16, m: int = 3, steps: int = 100,
-            seed: int = 0) -> dict[str, Any]:
+            seed: int = 0, metrics: list[str] | None = W1_METRICS) -> dict[str, Any]:
     """W1: categorical models on a 2-D grid of ``outcomes`` points, directed Barabasi-Albert flows.
 
     Each model trains on its ``m`` upstream models and its own outputs (``include_self``: every
     model's outputs are consumed, so every model keeps its curator), 0.2 real data and a curated
     share 0.5; ``populations`` curator populations with random linear rewards are cycled over
     the models (one :class:`~ecosystem.curation.Curator` object each: one curation call per
-    population per round); Luce K = 4, tau = 1.
+    population per round); Luce K = 4, tau = 1. ``metrics``: measured every round (None: all
+    of the engine's metrics).
     """
     rng = np.random.default_rng(seed)
     rewards = {f"r{k}": {"kind": "linear", "weights": rng.normal(0.0, 1.0, 2).tolist()} for k in range(populations)}
     cols = max(c for c in range(1, int(outcomes**0.5) + 1) if outcomes % c == 0)  # a near-square grid
-    return {
+    data = {
         "name": "w1", "seed": seed, "steps": steps, "mode": "population",
         "space": {"family": "categorical",
                   "grid": {"start": [-1.0, -1.0], "stop": [1.0, 1.0], "num": [outcomes // cols, cols]}},
@@ -32,6 +36,9 @@ def w1_data(n: int = 2000, outcomes: int = 512, populations: int = 16, m: int = 
                      "curation_ratio": 0.5, "include_self": True,
                      "curator": {"rule": "luce", "K": 4, "tau": 1.0, "rewards": list(rewards)}},
     }
+    if metrics is not None:
+        data["metrics"] = list(metrics)
+    return data
 
 
 def w2_data(n: int = 200, dim: int = 8, samples: int = 2000, populations: int = 4, steps: int = 100,
@@ -56,8 +63,8 @@ def w2_data(n: int = 200, dim: int = 8, samples: int = 2000, populations: int = 
 
 
 def w3_data(n: int = 50, steps: int = 200) -> dict[str, Any]:
-    """W3's base scenario: a 50-model W1-like ecosystem (64 outcomes, 4 populations)."""
-    return w1_data(n=n, outcomes=64, populations=4, steps=steps)
+    """W3's base scenario: a 50-model W1-like ecosystem (64 outcomes, 4 populations, all metrics)."""
+    return w1_data(n=n, outcomes=64, populations=4, steps=steps, metrics=None)
 
 
 def build(data: dict[str, Any]) -> Scenario:

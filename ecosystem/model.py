@@ -23,6 +23,10 @@ ECOSYSTEM_COLUMNS = (
     "mean_drift", "max_change",
 )
 AGENT_COLUMNS = ("alignment", "diversity", "drift", "change", "curation_ratio")
+METRICS = ("alignment", "diversity", "drift", "change", "pairwise_divergence", "cross_alignment")
+"""What a run can measure each round (all by default); a metric left out is NaN in its
+columns (and in the ecosystem columns made from it), and ``cross_alignment`` is the
+model x reward table."""
 
 
 class EcosystemModel(Model):
@@ -57,8 +61,13 @@ class EcosystemModel(Model):
         reference: object | None = None,
         rng: int | np.random.Generator | None = None,
         builder=None,
+        metrics: tuple[str, ...] = METRICS,
     ) -> None:
         super().__init__(rng=rng)
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r} (metrics: {', '.join(METRICS)})")
+        self.metrics = frozenset(metrics)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if order not in ORDERS:
@@ -322,26 +331,34 @@ class EcosystemModel(Model):
 
     # ------------------------------------------------------------------ measurement
     def _measure(self, old: np.ndarray) -> None:
-        fam, rows = self.family, self.state
+        fam, rows, want = self.family, self.state, self.metrics
+        missing = np.full(len(rows), np.nan)
         named = list(self.rewards.values())
-        cross = metrics.cross_alignment(fam, rows, named)
-        # a model whose users hold a named reward: its alignment is a column of the cross table
-        column = {id(r): k for k, r in enumerate(named)}
-        own = np.array([column.get(id(r), -1) for r in self._eval_rewards], dtype=np.int64)
-        from_cross = own >= 0
-        rest = [None if hit else r for r, hit in zip(self._eval_rewards, from_cross, strict=True)]
-        m = {"alignment": metrics.alignment(fam, rows, rest) if not from_cross.all() else np.full(len(rows), np.nan)}
-        m["alignment"][from_cross] = cross[from_cross, own[from_cross]]
-        m.update(metrics.diversity(fam, rows))
-        m["drift"] = metrics.drift(fam, rows, self.reference, m["diversity"])
-        m["change"] = metrics.relative_change(rows, old)
-        m["cross"] = cross
+        cross = metrics.cross_alignment(fam, rows, named) if "cross_alignment" in want else None
+        m = {"alignment": missing, "diversity": missing, "drift": missing, "change": missing, "cross": cross}
+        if "alignment" in want and cross is None:
+            m["alignment"] = metrics.alignment(fam, rows, self._eval_rewards)
+        elif "alignment" in want:
+            # a model whose users hold a named reward: its alignment is a column of the cross table
+            column = {id(r): k for k, r in enumerate(named)}
+            own = np.array([column.get(id(r), -1) for r in self._eval_rewards], dtype=np.int64)
+            from_cross = own >= 0
+            rest = [None if hit else r for r, hit in zip(self._eval_rewards, from_cross, strict=True)]
+            m["alignment"] = metrics.alignment(fam, rows, rest) if not from_cross.all() else missing.copy()
+            m["alignment"][from_cross] = cross[from_cross, own[from_cross]]
+        if "diversity" in want:
+            m.update(metrics.diversity(fam, rows))
+        if "drift" in want:
+            m["drift"] = metrics.drift(fam, rows, self.reference, m["diversity"] if "diversity" in want else None)
+        if "change" in want:
+            m["change"] = metrics.relative_change(rows, old)
         defined = m["alignment"][~np.isnan(m["alignment"])]
         self.ecosystem = {
             "mean_alignment": float(defined.mean()) if defined.size else float("nan"),
             "min_alignment": float(defined.min()) if defined.size else float("nan"),
             "mean_diversity": float(m["diversity"].mean()),
-            "pairwise_divergence": metrics.pairwise_divergence(fam, rows),
+            "pairwise_divergence": (metrics.pairwise_divergence(fam, rows) if "pairwise_divergence" in want
+                                    else float("nan")),
             "mean_drift": float(m["drift"].mean()),
             "max_change": float(m["change"].max()),
         }
@@ -349,7 +366,7 @@ class EcosystemModel(Model):
 
     def _collect(self) -> None:
         self.datacollector.collect(self)
-        if self.rewards:  # kept as one array per round (a model x reward table is large)
+        if self.rewards and self.measures["cross"] is not None:  # one array per round (the table is large)
             self._cross_rounds.append((self.steps, [a.name for a in self.model_agents], self.measures["cross"]))
 
     # ------------------------------------------------------------------ results

@@ -19,12 +19,12 @@ import numpy as np
 from ecosystem import events, flows, topologies
 from ecosystem.curation import BestOfK, Curator, Luce, Tilt
 from ecosystem.families import Categorical, Family, Gaussian
-from ecosystem.model import MODES, ORDERS, EcosystemModel
+from ecosystem.model import METRICS, MODES, ORDERS, EcosystemModel
 from ecosystem.rewards import Ball, Linear, Quadratic, Reward, Tabular
 from ecosystem.rounds import RETENTIONS
 
 TOP_KEYS = {
-    "name", "description", "seed", "steps", "mode", "order", "reference", "events",
+    "name", "description", "seed", "steps", "mode", "order", "reference", "events", "metrics",
     "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology",
 }
 
@@ -124,6 +124,7 @@ class Scenario:
     source: str = field(default="<python>")
     events: list[events.EventSpec] = field(default_factory=list)
     builder: Builder | None = None
+    metrics: tuple[str, ...] = METRICS
 
     def build(self, *, seed: int | None = None, mode: str | None = None) -> EcosystemModel:
         """A fresh :class:`EcosystemModel` with the file's events scheduled (the graph is
@@ -131,7 +132,7 @@ class Scenario:
         model = EcosystemModel(
             self.graph.copy(), self.family, mode=mode or self.mode, order=self.order,
             rewards=self.rewards, reference=self.reference,
-            rng=self.seed if seed is None else seed, builder=self.builder,
+            rng=self.seed if seed is None else seed, builder=self.builder, metrics=self.metrics,
         )
         for spec in self.events:
             events.schedule(model, spec)
@@ -238,8 +239,18 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
         name=top.text("name", default_name), description=top.text("description", ""),
         graph=graph, family=family, rewards=rewards, seed=_seed(top), steps=steps, mode=mode,
         order=top.text("order", "synchronous", ORDERS), reference=reference, source=origin,
-        events=specs, builder=builder,
+        events=specs, builder=builder, metrics=_metrics(top),
     )
+
+
+def _metrics(top: Section) -> tuple[str, ...]:
+    value = top.data.get("metrics", list(METRICS))
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        top.fail(f"must be a list of metric names, got {_show(value)}", "metrics")
+    unknown = [v for v in value if v not in METRICS]
+    if unknown:
+        top.fail(f"unknown metric {unknown[0]!r} (metrics: {', '.join(METRICS)})", "metrics")
+    return tuple(value)
 
 
 def _events(top: Section, steps: int) -> list[events.EventSpec]:

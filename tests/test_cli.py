@@ -96,3 +96,19 @@ def test_validate_ok():
     done = ecosystem("validate", *sorted((ROOT / "scenarios").glob("*.toml")))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("ok: ") == len(list((ROOT / "scenarios").glob("*.toml")))
+
+
+def test_metrics_key_selects_and_is_checked(tmp_path):
+    base = (ROOT / "scenarios" / "ring.toml").read_text()
+    good = tmp_path / "good.toml"
+    good.write_text('metrics = ["alignment", "diversity"]\n' + base)
+    done = ecosystem("run", good, "--steps", "3", "--out", tmp_path / "out", "--quiet")
+    assert done.returncode == 0, done.stderr
+    agents = pd.read_csv(tmp_path / "out" / "agents.csv")
+    assert agents["alignment"].notna().all() and agents["drift"].isna().all()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('metrics = ["alignment", "entropy"]\n' + base)
+    done = ecosystem("run", bad, "--out", tmp_path / "nothing")
+    assert done.returncode == 2 and not (tmp_path / "nothing").exists()
+    assert done.stderr.startswith("error: ") and "metrics: unknown metric 'entropy'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -257,12 +257,16 @@ class Change:
         return old, None
 
     # -- agents appearing and disappearing
-    def add_model(self, target, value):
+    def _new_node(self, target, value, keys: str) -> dict:
+        """A copy of the table ``value`` describing a new node named ``target`` (a free name)."""
         if target in self.graph:
             raise EventError(f"name {target!r} is already used")
         if not isinstance(value, dict):
-            raise EventError("value must be a table {init, sample_size, retention, eval_reward, inputs}")
-        spec = dict(value)
+            raise EventError(f"value must be a table {keys}")
+        return dict(value)
+
+    def add_model(self, target, value):
+        spec = self._new_node(target, value, "{init, sample_size, retention, eval_reward, inputs}")
         inputs = _inputs(self.graph, target, spec.pop("inputs", None), "inputs", "from")
         init = spec.get("init")
         if isinstance(init, dict) and set(init) == {"copy"}:
@@ -288,11 +292,7 @@ class Change:
         return "present", None
 
     def add_curator(self, target, value):
-        if target in self.graph:
-            raise EventError(f"name {target!r} is already used")
-        if not isinstance(value, dict):
-            raise EventError("value must be a table {curates, rule, K, tau, reward | users, feeds}")
-        spec = dict(value)
+        spec = self._new_node(target, value, "{curates, rule, K, tau, reward | users, feeds}")
         feeds = _inputs(self.graph, target, spec.pop("feeds", None), "feeds", "to")
         judged = spec.pop("curates", None)
         if judged not in self.graph or flows.kind(self.graph, judged) == "curator":

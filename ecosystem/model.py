@@ -99,7 +99,7 @@ class EcosystemModel(Model):
         self.model_agents = [GenerativeModelAgent(self, m, i) for i, m in enumerate(names)]
         for v in graph.nodes:
             self._new_agent(v)
-        self._eval_rewards = [self._users_reward(m) for m in names]
+        self._set_eval_rewards()
 
         self.datacollector = _Collector(
             model_reporters={"step": "steps", **{c: _ecosystem_reporter(c) for c in ECOSYSTEM_COLUMNS}},
@@ -119,6 +119,16 @@ class EcosystemModel(Model):
             if flows.kind(self.graph, c) == "curator":
                 return self.graph.nodes[c]["curator"].preference
         return None
+
+    def _set_eval_rewards(self) -> None:
+        """Each model's users' reward and, per model, where ``_measure`` reads its alignment:
+        the column of that reward in the model x reward table (-1: not a named reward), the
+        mask of those models, and the rewards to evaluate apart (set on (re)compiling)."""
+        self._eval_rewards = [self._users_reward(m) for m in self.kernel.models]
+        column = {id(r): k for k, r in enumerate(self.rewards.values())}
+        own = np.array([column.get(id(r), -1) for r in self._eval_rewards], dtype=np.int64)
+        rest = [None if k >= 0 else r for r, k in zip(self._eval_rewards, own, strict=True)]
+        self._alignment_columns = (own, own >= 0, rest)
 
     def _new_agent(self, v: object) -> None:
         k = flows.kind(self.graph, v)
@@ -160,7 +170,7 @@ class EcosystemModel(Model):
         self._read_model_attributes()
         if self._reference_source is not None and self._reference_source in self.graph:
             self.reference = np.asarray(self.graph.nodes[self._reference_source]["moments"], dtype=float)
-        self._eval_rewards = [self._users_reward(m) for m in names]
+        self._set_eval_rewards()
 
     def _reindex(self, old_names: list, old_index: dict, names: list) -> None:
         """Carry per-model arrays, agents and the grid over to a new list of models."""
@@ -340,10 +350,7 @@ class EcosystemModel(Model):
             m["alignment"] = metrics.alignment(fam, rows, self._eval_rewards)
         elif "alignment" in want:
             # a model whose users hold a named reward: its alignment is a column of the cross table
-            column = {id(r): k for k, r in enumerate(named)}
-            own = np.array([column.get(id(r), -1) for r in self._eval_rewards], dtype=np.int64)
-            from_cross = own >= 0
-            rest = [None if hit else r for r, hit in zip(self._eval_rewards, from_cross, strict=True)]
+            own, from_cross, rest = self._alignment_columns
             m["alignment"] = metrics.alignment(fam, rows, rest) if not from_cross.all() else missing.copy()
             m["alignment"][from_cross] = cross[from_cross, own[from_cross]]
         if "diversity" in want:
@@ -367,7 +374,7 @@ class EcosystemModel(Model):
     def _collect(self) -> None:
         self.datacollector.collect(self)
         if self.rewards and self.measures["cross"] is not None:  # one array per round (the table is large)
-            self._cross_rounds.append((self.steps, [a.name for a in self.model_agents], self.measures["cross"]))
+            self._cross_rounds.append((self.steps, self.kernel.models, self.measures["cross"]))   # names: not copied
 
     # ------------------------------------------------------------------ results
     def run(self, steps: int, progress: bool = False) -> None:

@@ -115,7 +115,7 @@ def w3(cfg: dict, reps: int) -> dict[str, Any]:
     """A 48-run study: serial, process pool and Dask LocalCluster (workers started before timing)."""
     from benchmarks.worker import warm
     from benchmarks.workloads import w3_data
-    from ecosystem import sweep
+    from ecosystem.studies import sweep
 
     data = w3_data(n=cfg["n"], steps=cfg["steps"])
     tasks = [{"setting_id": "w3", "seed": s, "origin": "<benchmark w3>", "scenario": data, "analysis": False}

@@ -19,8 +19,8 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from ecosystem.curation import GRID_STEP, Luce, luce_basis
-from ecosystem.scenario import Scenario
+from ecosystem.core.curation import GRID_STEP, Luce, luce_basis
+from ecosystem.formats.scenario import Scenario
 
 
 class Floor:

@@ -12,8 +12,8 @@ import networkx as nx
 import numpy as np
 from mesa import Agent, DataCollector, Model
 
-from ecosystem.curation import choose, luce_basis, luce_h
-from ecosystem.scenario import Scenario
+from ecosystem.core.curation import choose, luce_basis, luce_h
+from ecosystem.formats.scenario import Scenario
 
 
 def _in_edges(g: nx.DiGraph, v: object) -> list[tuple[object, dict]]:
@@ -70,7 +70,7 @@ class NaiveW1(Model):
 
     ``shared_bases``: curators with the same reward share a precomputed Luce basis (an
     ablation: without it each curator recomputes its basis every round, as a call of
-    :func:`ecosystem.curation.luce_h` on one row does).
+    :func:`ecosystem.core.curation.luce_h` on one row does).
     """
 
     def __init__(self, scenario: Scenario, shared_bases: bool = False) -> None:

@@ -31,7 +31,7 @@ def gflops(size: int = 1500, threads: int = 1) -> float:
 
 def warm(seconds: float = 0.5) -> int:
     """Import the engine in a pool worker and hold it a moment (so that every worker gets one)."""
-    import ecosystem.sweep  # noqa: F401
+    import ecosystem.studies.sweep  # noqa: F401
 
     time.sleep(seconds)
     return os.getpid()

@@ -1,4 +1,5 @@
-"""The benchmark workloads as scenario dicts, built through the real engine (:func:`ecosystem.scenario.parse`)."""
+"""The benchmark workloads as scenario dicts, built through the real engine
+(:func:`ecosystem.formats.scenario.parse`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ecosystem.scenario import Scenario, parse
+from ecosystem.formats.scenario import Scenario, parse
 
 W1_METRICS = ["alignment", "diversity"]
 """What W1 collects every round, as its definition says: per-model alignment and entropy."""
@@ -19,7 +20,7 @@ def w1_data(n: int = 2000, outcomes: int = 512, populations: int = 16, m: int = 
     Each model trains on its ``m`` upstream models and its own outputs (``include_self``: every
     model's outputs are consumed, so every model keeps its curator), 0.2 real data and a curated
     share 0.5; ``populations`` curator populations with random linear rewards are cycled over
-    the models (one :class:`~ecosystem.curation.Curator` object each: one curation call per
+    the models (one :class:`~ecosystem.core.curation.Curator` object each: one curation call per
     population per round); Luce K = 4, tau = 1. ``metrics``: measured every round (None: all
     of the engine's metrics).
     """

@@ -9,12 +9,12 @@ Quick use::
     model.agents_frame()     # one row per round per model
 """
 
-from ecosystem.curation import BestOfK, Curator, Luce, Tilt
-from ecosystem.families import Categorical, Gaussian
-from ecosystem.flows import FlowError, curation_ratio, set_curation_ratio
-from ecosystem.model import EcosystemModel
-from ecosystem.rewards import Ball, FromCallable, Linear, Quadratic, Tabular
-from ecosystem.scenario import Scenario, ScenarioError, load, parse
+from ecosystem.core.curation import BestOfK, Curator, Luce, Tilt
+from ecosystem.core.families import Categorical, Gaussian
+from ecosystem.core.flows import FlowError, curation_ratio, set_curation_ratio
+from ecosystem.core.model import EcosystemModel
+from ecosystem.core.rewards import Ball, FromCallable, Linear, Quadratic, Tabular
+from ecosystem.formats.scenario import Scenario, ScenarioError, load, parse
 
 __all__ = [
     "Ball", "BestOfK", "Categorical", "Curator", "EcosystemModel", "FlowError", "FromCallable",

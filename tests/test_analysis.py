@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ecosystem import analysis as an
 from ecosystem import parse
-from ecosystem.reproduce import (
+from ecosystem.studies.reproduce import (
     _explicit,
     _finite_difference,
     _theorem,
@@ -89,7 +89,7 @@ def test_analytic_jacobian_matches_numerical(seed):
     g = an.RoundMap.of(model)
     exact = an.affine_jacobian(g)
     assert exact is not None
-    numerical = an._numerical_jacobian(g, point.theta, 1e-5)
+    numerical = an.stability.numerical_jacobian(g, point.theta, 1e-5)
     np.testing.assert_allclose(exact, numerical, atol=1e-8)
 
 

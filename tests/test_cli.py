@@ -62,7 +62,7 @@ def test_same_seed_same_numbers_different_seed_differs(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "no_such_scenario"], "no scenario file 'no_such_scenario'"),
+    (["run", "no_such_scenario"], "no shipped scenario 'no_such_scenario'"),
     (["run", "--steps", "-1"], "--steps must be >= 0"),
     (["run", "--mode", "exact"], "invalid choice: 'exact'"),
     (["run", "BAD"], "BAD.toml: steps: must be an integer"),

@@ -10,8 +10,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from ecosystem.families import Gaussian
-from ecosystem.model import EcosystemModel
+from ecosystem.core.families import Gaussian
+from ecosystem.core.model import EcosystemModel
 
 MU0, SIGMA0_SQ = 1.0, 2.0
 

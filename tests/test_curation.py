@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecosystem.curation import (
+from ecosystem.core.curation import (
     BestOfK,
     Curator,
     Luce,
@@ -28,8 +28,8 @@ from ecosystem.curation import (
     population_h,
     tilt_h,
 )
-from ecosystem.families import Gaussian
-from ecosystem.rewards import FromCallable, Linear, Quadratic, Tabular
+from ecosystem.core.families import Gaussian
+from ecosystem.core.rewards import FromCallable, Linear, Quadratic, Tabular
 
 # --------------------------------------------------------------------------- helpers
 

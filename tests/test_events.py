@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecosystem import flows, parse
-from ecosystem.scenario import ScenarioError
+from ecosystem import parse
+from ecosystem.core import flows
+from ecosystem.formats.scenario import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = tomllib.loads((ROOT / "scenarios" / "stories" / "newcomer" / "scenario.toml").read_text())

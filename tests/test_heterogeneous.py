@@ -11,10 +11,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from ecosystem.curation import Curator, Luce, Tilt, luce_h
-from ecosystem.families import Categorical
-from ecosystem.model import EcosystemModel
-from ecosystem.rewards import Tabular
+from ecosystem.core.curation import Curator, Luce, Tilt, luce_h
+from ecosystem.core.families import Categorical
+from ecosystem.core.model import EcosystemModel
+from ecosystem.core.rewards import Tabular
 
 SETTINGS = dict(deadline=None, database=None)
 

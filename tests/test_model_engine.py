@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecosystem import flows
-from ecosystem.curation import Curator, Luce, Tilt, curate_distribution
-from ecosystem.families import Categorical, Gaussian
-from ecosystem.flows import FlowError
-from ecosystem.model import EcosystemModel
-from ecosystem.rewards import Linear, Quadratic, Tabular
+from ecosystem.core import flows
+from ecosystem.core.curation import Curator, Luce, Tilt, curate_distribution
+from ecosystem.core.families import Categorical, Gaussian
+from ecosystem.core.flows import FlowError
+from ecosystem.core.model import EcosystemModel
+from ecosystem.core.rewards import Linear, Quadratic, Tabular
 
 N_OUT = 6
 COORDS = np.linspace(-1.0, 1.0, N_OUT)
@@ -522,7 +522,7 @@ def test_metric_selection_measures_only_what_is_asked(mode):
     import dataclasses
     from pathlib import Path
 
-    from ecosystem.scenario import load
+    from ecosystem.formats.scenario import load
 
     full = load(Path(__file__).resolve().parents[1] / "scenarios" / "ring.toml")
     some = dataclasses.replace(full, metrics=("alignment", "diversity"))

@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecosystem import cli, study, sweep
-from ecosystem.store import Store
+from ecosystem import cli
+from ecosystem.formats import study
+from ecosystem.formats.store import Store
+from ecosystem.studies import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 RING = ROOT / "scenarios" / "ring.toml"

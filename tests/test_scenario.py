@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecosystem import flows
-from ecosystem.scenario import ScenarioError, load, parse
+from ecosystem.core import flows
+from ecosystem.formats.scenario import ScenarioError, load, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))

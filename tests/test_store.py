@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecosystem import store as store_mod
-from ecosystem import study, sweep
-from ecosystem.store import Store, StoreError
+from ecosystem.formats import store as store_mod
+from ecosystem.formats import study
+from ecosystem.formats.store import Store, StoreError
+from ecosystem.studies import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ecosystem import study
-from ecosystem.study import StudyError
+from ecosystem.formats import study
+from ecosystem.formats.study import StudyError
 
 ROOT = Path(__file__).resolve().parents[1]
 RING = ROOT / "scenarios" / "ring.toml"

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecosystem import study, sweep
-from ecosystem.store import Store
+from ecosystem.formats import study
+from ecosystem.formats.store import Store
+from ecosystem.studies import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 RING = ROOT / "scenarios" / "ring.toml"
@@ -162,14 +163,16 @@ def test_convergence_rate_of_a_geometric_decay():
 def test_batch_model_works_with_mesa_batch_run():
     from mesa.batchrunner import batch_run
 
-    rows = batch_run(sweep.BatchModel, {"scenario": "ring", "steps": 5, "topology.curation_ratio": [0.2, 0.5]},
+    from ecosystem.studies.batch import BatchModel
+
+    rows = batch_run(BatchModel, {"scenario": "ring", "steps": 5, "topology.curation_ratio": [0.2, 0.5]},
                      rng=[0, 1], max_steps=1000, number_processes=1, display_progress=False)
     assert len(rows) == 4 * 6  # a row per model of each of the 4 runs (model and agent columns)
     assert len({r["RunId"] for r in rows}) == 4 and {r["model"] for r in rows} == {f"m{i}" for i in range(6)}
     assert {(r["topology.curation_ratio"], r["seed"]) for r in rows} == {(0.2, 0), (0.2, 1), (0.5, 0), (0.5, 1)}
     assert {r["Step"] for r in rows} == {5}
     assert all(np.isfinite(r["mean_alignment"]) for r in rows)
-    model = sweep.BatchModel(scenario="ring", seed=3, steps=2, **{"topology.curation_ratio": 0.2})
+    model = BatchModel(scenario="ring", seed=3, steps=2, **{"topology.curation_ratio": 0.2})
     assert model.running and model.model_agents[0].curation_ratio == pytest.approx(0.2)
     model.step()
     model.step()

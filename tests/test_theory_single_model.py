@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import softmax, xlogy
 
-from ecosystem.curation import BestOfK, Curator, Luce, Tilt
-from ecosystem.families import Categorical
-from ecosystem.model import EcosystemModel
-from ecosystem.rewards import Ball, Reward, Tabular
+from ecosystem.core.curation import BestOfK, Curator, Luce, Tilt
+from ecosystem.core.families import Categorical
+from ecosystem.core.model import EcosystemModel
+from ecosystem.core.rewards import Ball, Reward, Tabular
 
 
 def curated_loop(p0: np.ndarray, rule, reward: Reward, *, lam: float | None = None,

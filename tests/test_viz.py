@@ -14,17 +14,18 @@ import ipyvuetify as v  # noqa: E402
 import ipywidgets as widgets  # noqa: E402
 import solara  # noqa: E402
 
-from ecosystem import flows  # noqa: E402
-from ecosystem.agents import CuratorAgent  # noqa: E402
+from ecosystem.core import flows  # noqa: E402
+from ecosystem.core.agents import CuratorAgent  # noqa: E402
+from ecosystem.formats.names import shipped  # noqa: E402
 from viz import app  # noqa: E402
-from viz.model import FILE, VizModel, nice_ceil, scenario_names  # noqa: E402
+from viz.model import FILE, VizModel, nice_ceil  # noqa: E402
 from viz.pictures import NetworkPicture, SeriesPicture  # noqa: E402
 
 
 def test_scenario_names_lists_the_shipped_files_default_first():
-    names = scenario_names()
+    names = shipped()
     assert names[0] == "default"
-    assert {"ring", "gaussian"} <= set(names)
+    assert {"ring", "gaussian", "stories/newcomer"} <= set(names)
 
 
 def test_knobs_left_at_file_build_the_scenario_as_written():
@@ -66,7 +67,7 @@ def test_explicit_scenario_knobs_set_the_shares_of_curated_models():
     ({"scenario_name": "default", "n": "10"}, "pick a topology"),
     ({"scenario_name": "default", "real_share": "0.3", "curation_ratio": "0.3"}, "has none"),
     ({"scenario_name": "ring", "real_share": "0.8", "curation_ratio": "0.5"}, "exceeds 1"),
-    ({"scenario_name": "no_such_scenario"}, "no scenario file"),
+    ({"scenario_name": "no_such_scenario"}, "no shipped scenario"),
 ])
 def test_invalid_knob_combinations_give_a_message_not_an_exception(knobs, words):
     m = VizModel(**knobs)

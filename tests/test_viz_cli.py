@@ -9,7 +9,7 @@ from ecosystem import cli
 
 
 def test_package_and_cli_do_not_import_solara():
-    code = ("import sys, ecosystem, ecosystem.cli, ecosystem.serve; ecosystem.cli._parser(); "
+    code = ("import sys, ecosystem, ecosystem.cli, ecosystem.cli.viz, viz.model; ecosystem.cli._parser(); "
             "assert 'solara' not in sys.modules, 'solara imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -25,4 +25,4 @@ def test_bad_scenario_and_port_are_usage_errors(capsys):
     assert cli.main(["viz", "no_such_scenario"]) == 2
     assert cli.main(["viz", "default", "--port", "70000"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("error: no scenario file") and err[1].startswith("error: --port must be")
+    assert err[0].startswith("error: no shipped scenario") and err[1].startswith("error: --port must be")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from html import escape
-from pathlib import Path
 
 import matplotlib
 
@@ -25,8 +24,10 @@ from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 
-from ecosystem import analysis, figures
-from viz.model import FILE, KS, MODES, SCENARIO_DIR, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, relayout, scenario_names
+from ecosystem import analysis
+from ecosystem.formats import figures
+from ecosystem.formats.names import name_of, shipped
+from viz.model import FILE, KS, MODES, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, relayout
 from viz.pictures import DPI, NetworkPicture, SeriesPicture
 
 MAX_ANALYSIS_PARAMETERS = 400
@@ -45,7 +46,7 @@ def _choices(values) -> list[str]:
 
 def model_params(scenario: str) -> dict:
     """The knobs of the page (Mesa ``SolaraViz`` user parameters); ``file`` keeps the file's value."""
-    names = scenario_names()
+    names = shipped()
     if scenario not in names:
         names.append(scenario)
     select = lambda label, values: {"type": "Select", "value": FILE, "values": values, "label": label}  # noqa: E731
@@ -198,9 +199,8 @@ def AnalysisView(model: VizModel) -> solara.Element:
 def make_page(scenario: str | None = None, **knobs: str) -> solara.Element:
     """The ``SolaraViz`` page for ``scenario`` (default: :func:`initial_scenario`), built with ``knobs``."""
     scenario = scenario or initial_scenario()
-    if Path(scenario).suffix == ".toml":
-        path = Path(scenario).resolve()
-        scenario = path.stem if path.parent == SCENARIO_DIR else str(path)
+    if scenario.endswith(".toml"):
+        scenario = name_of(scenario)
     params = model_params(scenario)
     for key, value in knobs.items():
         params[key]["value"] = str(value)

@@ -1,4 +1,4 @@
-"""``VizModel``: an :class:`~ecosystem.model.EcosystemModel` built from a scenario and knobs.
+"""``VizModel``: an :class:`~ecosystem.core.model.EcosystemModel` built from a scenario and knobs.
 
 Mesa's ``SolaraViz`` re-creates the model class with keyword parameters (its ``model_params``),
 so this class turns a scenario name and the page's knobs into a data-flow graph. A knob left at
@@ -13,21 +13,21 @@ This module does not import solara: the model can be built and tested without th
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 from mesa import Model
 
-from ecosystem import flows
-from ecosystem.curation import Curator
-from ecosystem.model import EcosystemModel
-from ecosystem.scenario import Scenario, ScenarioError, parse, read_toml
+from ecosystem.core import flows
+from ecosystem.core.curation import Curator
+from ecosystem.core.model import EcosystemModel
+from ecosystem.errors import EcosystemError
+from ecosystem.formats.names import resolve
+from ecosystem.formats.scenario import Scenario, ScenarioError, default_name, parse, read_toml
 
 FILE = "file"
 """Knob value meaning "as in the scenario file"."""
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 TOPOLOGIES = ("complete", "ring", "star", "erdos_renyi", "barabasi_albert", "watts_strogatz", "shared_pool")
 SIZES = (2, 3, 4, 6, 8, 10, 20, 50, 100, 200)
 SHARES = tuple(round(0.1 * i, 1) for i in range(11))
@@ -37,12 +37,6 @@ MODES = ("population", "sample")
 TOPOLOGY_DEFAULTS = {"erdos_renyi": {"p": 0.1}, "barabasi_albert": {"m": 2}, "watts_strogatz": {"k": 4, "p": 0.1}}
 """Generator parameters used when the page switches a scenario to a topology it does not set."""
 LAYOUT_SEED = 0
-
-
-def scenario_names(folder: Path = SCENARIO_DIR) -> list[str]:
-    """The scenario files in ``folder`` (names without ``.toml``), sorted, ``default`` first."""
-    names = sorted(p.stem for p in folder.glob("*.toml"))
-    return sorted(names, key=lambda n: n != "default")
 
 
 def _number(name: str, value: Any, cast: type, lo: float | None = None, hi: float | None = None) -> Any:
@@ -81,20 +75,14 @@ class VizModel(EcosystemModel):
         self.error: str | None = None
         try:
             built = _build(**self.knobs)
-        except (ScenarioError, flows.FlowError, ValueError) as err:
+        except (EcosystemError, ValueError) as err:
             Model.__init__(self, rng=0)
             self.error, self.running = str(err), False
             self.title, self.graph, self.model_agents = scenario_name, nx.DiGraph(), []
             self.history: dict[str, list] = {}
             return
         scenario, graph, mode_, seed_ = built
-        extra = {"builder": scenario.builder} if getattr(scenario, "builder", None) is not None else {}
-        super().__init__(graph, scenario.family, mode=mode_, order=scenario.order, rewards=scenario.rewards,
-                         reference=scenario.reference, rng=seed_, **extra)
-        for spec in getattr(scenario, "events", []):      # the file's scripted events, as `ecosystem run` does
-            from ecosystem import events
-
-            events.schedule(self, spec)
+        super().__init__(**scenario.model_args(seed=seed_, mode=mode_, graph=graph))
         self.title, self.seed = scenario.name, seed_
         self.layout = relayout(graph)
         self.colour_bound = alignment_scale(self)
@@ -143,9 +131,7 @@ class VizModel(EcosystemModel):
 def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: Any, tau: Any,
            real_share: Any, mode: str, seed: Any) -> tuple[Scenario, nx.DiGraph, str, int]:
     """Parse the scenario with the knobs applied: ``(scenario, graph, mode, seed)``."""
-    path = Path(scenario_name)
-    if path.suffix != ".toml":
-        path = SCENARIO_DIR / f"{scenario_name}.toml"
+    path = resolve(scenario_name)
     data = read_toml(path)
     size = _number("size n", n, int, 1, 10_000)
     lam = _number("curation ratio", curation_ratio, float, 0.0, 1.0)
@@ -177,8 +163,9 @@ def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: An
                     raise ScenarioError("tau: the best-of-K rule has no tau")
                 cur[key] = value
     elif size is not None:
-        raise ScenarioError(f"size n: scenario {path.stem!r} lists its models explicitly; pick a topology to set n")
-    scenario = parse(data, origin=str(path), default_name=path.stem)
+        raise ScenarioError(f"size n: scenario {default_name(path)!r} lists its models explicitly; "
+                            "pick a topology to set n")
+    scenario = parse(data, origin=str(path), default_name=default_name(path))
     graph = scenario.graph.copy()
     if topo is None:               # explicit graph: set the shares and rules of the curated models
         _apply_explicit(graph, lam, real, k, t)
@@ -186,7 +173,7 @@ def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: An
 
 
 def _params(kind: Any) -> set[str]:
-    from ecosystem.scenario import TOPOLOGY_PARAMS
+    from ecosystem.formats.scenario import TOPOLOGY_PARAMS
 
     return TOPOLOGY_PARAMS.get(kind, set())
 

@@ -22,7 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ecosystem import figures
+from ecosystem.formats import figures
 from viz.model import VizModel
 
 DPI = 80

@@ -14,34 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ecosystem import flows
-from ecosystem.model import MODES
-from ecosystem.scenario import Scenario, ScenarioError, load
+from ecosystem.core import flows
+from ecosystem.core.model import MODES
+from ecosystem.errors import EcosystemError, UsageError
+from ecosystem.formats.names import resolve
+from ecosystem.formats.scenario import Scenario, load
 
-DEFAULT_SCENARIO = "default"
 REPRODUCTION_NAMES = ("gaussian-mechanism", "two-model-conflict", "ferbach", "collapse", "web-dynamics")
-
-
-class UsageError(Exception):
-    """A command-line mistake, reported as ``error: ...`` with exit status 2."""
-
-
-def scenario_dirs() -> list[Path]:
-    """Where scenario names are looked up: ``./scenarios``, then the repository's."""
-    return [Path.cwd() / "scenarios", Path(__file__).resolve().parents[1] / "scenarios"]
-
-
-def resolve(name: str | None) -> Path:
-    """A scenario path from a path or a bare name (``default`` -> ``scenarios/default.toml``)."""
-    name = name or DEFAULT_SCENARIO
-    path = Path(name)
-    if path.suffix == ".toml" or path.exists():
-        return path
-    for folder in scenario_dirs():
-        candidate = folder / f"{name}.toml"
-        if candidate.exists():
-            return candidate
-    raise UsageError(f"no scenario file {name!r} (looked in {', '.join(map(str, scenario_dirs()))})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,11 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="smaller grids and fewer replicates (a smoke run)")
     rep.add_argument("--seed", type=int, default=0, help="seed of the finite-sample runs")
     rep.set_defaults(handler=_reproduce)
-    from ecosystem import report, serve, sweep  # `sweep`, `report` and `viz` (serve) register themselves
+    from ecosystem.cli import viz
+    from ecosystem.studies import report, sweep
 
     sweep.register(sub)
     report.register(sub)
-    serve.register(sub)
+    viz.register(sub)
     return parser
 
 
@@ -91,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return args.handler(args)
-    except (ScenarioError, flows.FlowError, UsageError) as err:
+    except EcosystemError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -108,7 +88,7 @@ def _validate(args) -> int:
 
 
 def _run(args) -> int:
-    from ecosystem import results
+    from ecosystem.formats import results
 
     scenario: Scenario = load(resolve(args.scenario))
     if args.steps is not None and args.steps < 0:
@@ -152,7 +132,8 @@ def _parameter(text: str, model) -> object:
 def _analyze(args) -> int:
     import json
 
-    from ecosystem import analysis, figures
+    from ecosystem import analysis
+    from ecosystem.formats import figures
 
     scenario: Scenario = load(resolve(args.scenario))
     model = scenario.build(mode="population")
@@ -201,7 +182,7 @@ def _print_analysis(r: dict) -> None:
 
 
 def _reproduce(args) -> int:
-    from ecosystem.reproduce import reproduce
+    from ecosystem.studies.reproduce import reproduce
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")

@@ -1,17 +1,17 @@
-"""``ecosystem viz``: serve the browser page (``viz/app.py``) on 127.0.0.1.
+"""``ecosystem viz``: serve the browser page (the ``viz`` package, installed beside ``ecosystem``) on 127.0.0.1.
 
-The page lives in the repository's ``viz/`` folder, the only code that imports solara; this
-module only finds it and imports it when the command runs, so the package works without the
-``viz`` extra, and a missing extra is a one-line ``error:``.
+``viz`` is the only code that imports solara; it is imported only when the command runs, so the
+package works without the ``viz`` extra, and a missing extra is a one-line ``error:``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+from ecosystem.errors import UsageError
+from ecosystem.formats.names import resolve
+from ecosystem.formats.scenario import load
 
 
 def register(sub) -> None:
@@ -23,17 +23,10 @@ def register(sub) -> None:
 
 
 def _viz(args: argparse.Namespace) -> int:
-    from ecosystem.cli import UsageError, resolve
-    from ecosystem.scenario import load
-
     scenario = resolve(args.scenario)
     load(scenario)                                   # a bad file fails here, as `error:` with exit 2
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
-    if not (REPOSITORY / "viz" / "app.py").exists():
-        raise UsageError(f"the browser app viz/app.py is not beside {REPOSITORY}: run from a source checkout")
-    if str(REPOSITORY) not in sys.path:
-        sys.path.insert(0, str(REPOSITORY))
     try:
         import solara  # noqa: F401
         import solara_assets  # noqa: F401

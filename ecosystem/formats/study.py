@@ -4,7 +4,7 @@ A study is data: it is parsed with :mod:`tomllib` and checked key by key, never
 evaluated. Its reference is ``scenarios/studies/REFERENCE.md``. A *setting* is one
 point of the study's axes: a dict of dotted scenario keys to values (plus the labels
 of its variants); a *run* is one (setting, seed). Settings are applied to the parsed
-base scenario with :func:`ecosystem.scenario.set_dotted`, so any scenario key can be
+base scenario with :func:`ecosystem.formats.scenario.set_dotted`, so any scenario key can be
 swept. Every problem raises :class:`StudyError` (a :class:`ScenarioError`), whose
 message names the study file, the key and the bad value.
 """
@@ -22,18 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from ecosystem import scenario as scenario_mod
-from ecosystem.scenario import Scenario, ScenarioError, Section, read_toml
+from ecosystem.errors import StudyError, UsageError
+from ecosystem.formats import scenario as scenario_mod
+from ecosystem.formats.names import resolve
+from ecosystem.formats.scenario import Scenario, ScenarioError, Section, read_toml
 
 STUDY_KEYS = {"name", "description", "scenario", "seeds", "analysis", "set", "grid", "variants", "random"}
 DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
 RESERVED = {"seed": "the run seeds come from `seeds`", "name": "a run's name is the study's"}
 GENERATOR_PARAMS = set().union(*scenario_mod.TOPOLOGY_PARAMS.values())
 """Topology keys that belong to one generator kind (dropped when ``topology.kind`` changes)."""
-
-
-class StudyError(ScenarioError):
-    """A study that cannot be run; the message names file, key and value."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ class Study:
     def build(self, setting: Setting, seed: int) -> Scenario:
         """The validated :class:`Scenario` of one run."""
         return scenario_mod.parse(self.scenario_data(setting, seed), origin=self.scenario_path,
-                                  default_name=Path(self.scenario_path).stem)
+                                  default_name=scenario_mod.default_name(Path(self.scenario_path)))
 
 
 def apply(base: dict, overrides: dict[str, Any], seed: int | None = None) -> dict:
@@ -231,17 +229,9 @@ class _Sec(Section):
 
 
 def _scenario_path(top: Section, path: Path) -> Path:
-    """The base scenario: a path relative to the study file, or a name in ``scenarios/``."""
-    given = top.text("scenario")
-    candidate = Path(given)
-    if not candidate.is_absolute():
-        candidate = path.parent / candidate
-    if candidate.exists() or Path(given).suffix:
-        return candidate
-    from ecosystem.cli import UsageError, resolve  # a bare name, as on the command line
-
+    """The base scenario: a path ending in ``.toml`` (relative to the study file) or a shipped name."""
     try:
-        return resolve(given)
+        return resolve(top.text("scenario"), base=path.parent)
     except UsageError as err:
         top.fail(str(err), "scenario")
 

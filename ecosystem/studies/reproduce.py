@@ -25,8 +25,9 @@ import numpy as np
 from scipy.linalg import block_diag
 from scipy.optimize import brentq, minimize_scalar
 
-from ecosystem import analysis, figures
-from ecosystem.scenario import parse
+from ecosystem import analysis
+from ecosystem.formats import figures
+from ecosystem.formats.scenario import parse
 
 plt = figures.plt
 

@@ -12,7 +12,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from ecosystem.flows import kind
+from ecosystem.core.flows import kind
 
 MAX_LINES = 12
 """Per-model lines drawn in a time series; beyond that only the ecosystem summary."""

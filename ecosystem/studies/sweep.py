@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ecosystem import study as study_mod
-from ecosystem.model import ECOSYSTEM_COLUMNS, EcosystemModel
-from ecosystem.scenario import parse, read_toml
+from ecosystem.core.model import ECOSYSTEM_COLUMNS, EcosystemModel
+from ecosystem.formats import study as study_mod
+from ecosystem.formats.scenario import parse
 
 CONVERGED_CHANGE = 1e-8
 """A run has converged when ``max_change`` (relative parameter change per round) stays below this."""
@@ -307,43 +307,6 @@ def execute(study: study_mod.Study, store, pool: cf.Executor, *, task: Callable[
     return counts
 
 
-# ---------------------------------------------------------------------------- mesa.batch_run
-class BatchModel(EcosystemModel):
-    """An :class:`EcosystemModel` from keyword parameters, for ``mesa.batch_run``.
-
-    Args:
-        scenario: a scenario path or name (``ring`` -> ``scenarios/ring.toml``).
-        seed: the run's seed (``batch_run`` passes it; it also seeds topology generators).
-        steps: rounds to run (default: the scenario's); ``running`` turns False after them.
-        **overrides: dotted scenario keys, e.g. ``**{"topology.curation_ratio": 0.3}``.
-
-    Example::
-
-        from mesa.batchrunner import batch_run
-        rows = batch_run(BatchModel, {"scenario": "ring", "topology.curation_ratio": [0.2, 0.4]},
-                         rng=[0, 1], max_steps=10_000, number_processes=1)
-    """
-
-    def __init__(self, scenario: str | Path = "default", seed: int | None = None, steps: int | None = None,
-                 **overrides: Any) -> None:
-        from ecosystem.cli import resolve
-
-        path = resolve(str(scenario))
-        base = read_toml(Path(path))
-        data = study_mod.apply(base, overrides, seed)
-        built = parse(data, origin=str(path), default_name=Path(path).stem)
-        super().__init__(built.graph, built.family, mode=built.mode, order=built.order, rewards=built.rewards,
-                         reference=built.reference, rng=built.seed)
-        self.scenario = built
-        self.max_rounds = built.steps if steps is None else steps
-        self.running = self.max_rounds > 0
-
-    def step(self) -> None:
-        """One round; ``running`` turns False after ``steps`` rounds."""
-        super().step()
-        self.running = self.steps < self.max_rounds
-
-
 # ---------------------------------------------------------------------------- command line
 def register(sub) -> None:
     """Add ``ecosystem sweep`` to the subcommands ``sub`` (an argparse subparsers object)."""
@@ -358,8 +321,8 @@ def register(sub) -> None:
 
 
 def _sweep(args) -> int:
-    from ecosystem import store as store_mod
     from ecosystem.cli import UsageError
+    from ecosystem.formats import store as store_mod
 
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import xlogy
 
-from ecosystem.families import Categorical, Family
-from ecosystem.rewards import Reward
+from ecosystem.core.families import Categorical, Family
+from ecosystem.core.rewards import Reward
 
 
 def expected_reward(family: Family, rows: np.ndarray, reward: Reward) -> np.ndarray:

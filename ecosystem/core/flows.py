@@ -5,7 +5,7 @@ A ``networkx.DiGraph`` whose nodes carry ``kind``:
 - ``source``: real data (attribute ``moments``: the distribution's moment row);
 - ``model``: a generative model (attributes ``moments`` (initial), ``sample_size``,
   ``retention``, optional ``eval_reward``);
-- ``curator``: a population of users (attribute ``curator``: :class:`~ecosystem.curation.Curator`)
+- ``curator``: a population of users (attribute ``curator``: :class:`~ecosystem.core.curation.Curator`)
   judging the outputs of exactly one producer (model, source or pool): the edge
   ``producer -> curator`` carries no weight;
 - ``pool``: a shared pool ("the internet"): each round, the mixture of its inputs.
@@ -23,12 +23,10 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from ecosystem.errors import FlowError
+
 KINDS = ("source", "model", "curator", "pool")
 SHARE_TOLERANCE = 1e-9
-
-
-class FlowError(ValueError):
-    """A data-flow graph that cannot be simulated; the message names the node or edge."""
 
 
 def kind(graph: nx.DiGraph, node: object) -> str:

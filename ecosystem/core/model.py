@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import repeat
 
 import networkx as nx
@@ -10,11 +11,12 @@ import pandas as pd
 from mesa import DataCollector, Model
 from mesa.discrete_space import Cell, Network
 
-from ecosystem import events, flows, metrics
-from ecosystem.agents import CuratorAgent, DataSourceAgent, GenerativeModelAgent
-from ecosystem.families import Family, Gaussian
-from ecosystem.rewards import Reward
-from ecosystem.rounds import RETENTIONS, RoundKernel
+from ecosystem.core import events as events_mod
+from ecosystem.core import flows, metrics
+from ecosystem.core.agents import CuratorAgent, DataSourceAgent, GenerativeModelAgent
+from ecosystem.core.families import Family, Gaussian
+from ecosystem.core.rewards import Reward
+from ecosystem.core.rounds import RETENTIONS, RoundKernel
 
 MODES = ("population", "sample")
 ORDERS = ("synchronous", "sequential")
@@ -46,7 +48,7 @@ class EcosystemModel(Model):
             first source; without sources, each model's initial distribution).
         rng: seed or numpy Generator; every random draw of the run comes from it.
         builder: turns event values (distributions, rewards, curator tables) into
-            objects; given by :class:`~ecosystem.scenario.Scenario` (needed only for events
+            objects; given by :class:`~ecosystem.formats.scenario.Scenario` (needed only for events
             that add models or curators, set rewards or real data).
     """
 
@@ -62,6 +64,7 @@ class EcosystemModel(Model):
         rng: int | np.random.Generator | None = None,
         builder=None,
         metrics: tuple[str, ...] = METRICS,
+        events: Sequence[events_mod.EventSpec] = (),
     ) -> None:
         super().__init__(rng=rng)
         unknown = [m for m in metrics if m not in METRICS]
@@ -108,6 +111,8 @@ class EcosystemModel(Model):
         self._cross_rounds: list[tuple[int, list, np.ndarray]] = []   # (step, model names, (N, R) table)
         self._measure(self.state)
         self._collect()
+        for spec in events:
+            events_mod.schedule(self, spec)
 
     # ------------------------------------------------------------------ structure
     def _users_reward(self, model: object) -> Reward | None:
@@ -228,23 +233,23 @@ class EcosystemModel(Model):
     # ------------------------------------------------------------------ scripting
     def apply(self, action: str, target: object, value=None, at: int | None = None) -> None:
         """Apply one event action now (see :mod:`ecosystem.events`) and log it in :attr:`event_log`."""
-        old, new = events.Change(self)(action, target, value)
+        old, new = events_mod.Change(self)(action, target, value)
         self.recompile()
         self.log_event(self.steps + 1 if at is None else at, action, target, old, new)
 
     def log_event(self, at: int, action: str, target: object, old, new) -> None:
         """Record a change: it takes effect from round ``at``."""
         self.event_log.append({"round": at, "action": action, "target": str(target),
-                               "old": events.render(old), "new": events.render(new)})
+                               "old": events_mod.render(old), "new": events_mod.render(new)})
 
     def schedule(self, action: str, target: object, value=None, *, at: int, every: int | None = None,
                  until: int | None = None) -> None:
         """Apply ``action`` before round ``at`` (and every ``every`` rounds until ``until``)."""
-        events.schedule(self, events.EventSpec(at, action, str(target), value, every, until))
+        events_mod.schedule(self, events_mod.EventSpec(at, action, str(target), value, every, until))
 
     def when(self, condition, action, *, once: bool = True, label: str = "condition") -> None:
         """After each round, if ``condition(model)`` holds, call ``action(model)`` (once by default)."""
-        events.when(self, condition, action, once, label)
+        events_mod.when(self, condition, action, once, label)
 
     def events_frame(self) -> pd.DataFrame:
         """One row per applied event: ``round, action, target, old, new``."""

@@ -30,7 +30,7 @@ from functools import cached_property
 import numpy as np
 from scipy.special import logsumexp
 
-from ecosystem.rewards import Reward, WeightedSum
+from ecosystem.core.rewards import Reward, WeightedSum
 
 GRID_STEP = 0.3
 """Trapezoid step in ``s = -log u`` for the Luce integral (sum p H = 1 to ~1e-12)."""

@@ -16,21 +16,19 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from ecosystem import events, flows, topologies
-from ecosystem.curation import BestOfK, Curator, Luce, Tilt
-from ecosystem.families import Categorical, Family, Gaussian
-from ecosystem.model import METRICS, MODES, ORDERS, EcosystemModel
-from ecosystem.rewards import Ball, Linear, Quadratic, Reward, Tabular
-from ecosystem.rounds import RETENTIONS
+from ecosystem.core import events, flows, topologies
+from ecosystem.core.curation import BestOfK, Curator, Luce, Tilt
+from ecosystem.core.families import Categorical, Family, Gaussian
+from ecosystem.core.model import METRICS, MODES, ORDERS, EcosystemModel
+from ecosystem.core.rewards import Ball, Linear, Quadratic, Reward, Tabular
+from ecosystem.core.rounds import RETENTIONS
+from ecosystem.errors import ScenarioError
+from ecosystem.formats.names import resolve
 
 TOP_KEYS = {
     "name", "description", "seed", "steps", "mode", "order", "reference", "events", "metrics",
     "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology",
 }
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be built; the message names file, key and value."""
 
 
 class Section:
@@ -126,17 +124,19 @@ class Scenario:
     builder: Builder | None = None
     metrics: tuple[str, ...] = METRICS
 
+    def model_args(self, *, seed: int | None = None, mode: str | None = None,
+                   graph: nx.DiGraph | None = None) -> dict[str, Any]:
+        """The keyword arguments of :class:`EcosystemModel` for this scenario: the one place a
+        scenario becomes a model (``build``, ``mesa.batch_run``'s model and the browser page's
+        use it). ``graph``: a changed copy of :attr:`graph` to build instead (default: a copy)."""
+        return dict(graph=self.graph.copy() if graph is None else graph, family=self.family,
+                    mode=mode or self.mode, order=self.order, rewards=self.rewards, reference=self.reference,
+                    rng=self.seed if seed is None else seed, builder=self.builder, metrics=self.metrics,
+                    events=self.events)
+
     def build(self, *, seed: int | None = None, mode: str | None = None) -> EcosystemModel:
-        """A fresh :class:`EcosystemModel` with the file's events scheduled (the graph is
-        copied; the scenario is reusable)."""
-        model = EcosystemModel(
-            self.graph.copy(), self.family, mode=mode or self.mode, order=self.order,
-            rewards=self.rewards, reference=self.reference,
-            rng=self.seed if seed is None else seed, builder=self.builder, metrics=self.metrics,
-        )
-        for spec in self.events:
-            events.schedule(model, spec)
-        return model
+        """A fresh :class:`EcosystemModel` with the file's events scheduled (the scenario is reusable)."""
+        return EcosystemModel(**self.model_args(seed=seed, mode=mode))
 
 
 class Builder:
@@ -183,12 +183,19 @@ def read_toml(path: str | Path, error: type[Exception] | None = None, what: str 
 
 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read, validate and compile a scenario file; ``overrides`` maps dotted keys to values."""
-    path = Path(path)
+    """Read, validate and compile a scenario: a path (a ``Path``, or a text ending in ``.toml``)
+    or a shipped name (``"default"``, ``"stories/newcomer"``; see :mod:`~ecosystem.formats.names`).
+    ``overrides`` maps dotted keys to values."""
+    path = path if isinstance(path, Path) else resolve(path)
     data = read_toml(path)
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return parse(data, origin=str(path), default_name=path.stem)
+    return parse(data, origin=str(path), default_name=default_name(path))
+
+
+def default_name(path: Path) -> str:
+    """A scenario's name when the file gives none: the file's stem, or a story's folder name."""
+    return path.parent.name if path.name == "scenario.toml" else path.stem
 
 
 def set_dotted(data: dict, key: str, value: Any) -> None:

@@ -22,7 +22,7 @@ from itertools import pairwise
 import numpy as np
 from scipy.stats import norm, qmc
 
-from ecosystem.curation import (
+from ecosystem.core.curation import (
     BestOfK,
     Curator,
     Luce,
@@ -32,7 +32,7 @@ from ecosystem.curation import (
     population_h,
     tilt_h,
 )
-from ecosystem.rewards import Reward, Tabular
+from ecosystem.core.rewards import Reward, Tabular
 
 
 @dataclass(eq=False)
@@ -42,7 +42,7 @@ class Categorical:
     coords: np.ndarray
     kind = "categorical"
     _bases: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    """Luce bases by score values, reused across rounds (see :func:`~ecosystem.curation.population_h`)."""
+    """Luce bases by score values, reused across rounds (see :func:`~ecosystem.core.curation.population_h`)."""
 
     def __post_init__(self) -> None:
         c = np.asarray(self.coords, dtype=float)

@@ -22,9 +22,9 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from ecosystem.curation import Curator, Tilt, candidates_per_sample, choose
-from ecosystem.families import Categorical, Family
-from ecosystem.flows import kind, nodes_of, producer
+from ecosystem.core.curation import Curator, Tilt, candidates_per_sample, choose
+from ecosystem.core.families import Categorical, Family
+from ecosystem.core.flows import kind, nodes_of, producer
 
 RETENTIONS = ("replace", "accumulate", "subsample")
 
@@ -77,8 +77,8 @@ class RoundKernel:
 
         # derived nodes (pools, curators) in dependency order
         derived = graph.subgraph(nodes_of(graph, "curator", "pool"))
-        self.levels = [
-            [self.index[v] for v in level] for level in nx.topological_generations(derived)
+        self.levels = [   # in node order: a subgraph iterates its nodes in set (hash) order
+            sorted(self.index[v] for v in level) for level in nx.topological_generations(derived)
         ]
         self.pool_mixing = sp.csr_matrix(
             ([graph.edges[u, v]["weight"] for v in nodes_of(graph, "pool") for u in graph.predecessors(v)],

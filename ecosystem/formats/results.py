@@ -13,9 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ecosystem import figures, flows
-from ecosystem.model import EcosystemModel
-from ecosystem.scenario import Scenario
+from ecosystem.core import flows
+from ecosystem.core.model import EcosystemModel
+from ecosystem.formats import figures
+from ecosystem.formats.scenario import Scenario
 
 
 def summary(model: EcosystemModel, scenario: Scenario, seed: int) -> dict:

@@ -49,11 +49,8 @@ import networkx as nx
 import numpy as np
 from mesa.time import Schedule
 
-from ecosystem import flows
-
-
-class EventError(flows.FlowError):
-    """An event that cannot be applied; the message names the event and the problem."""
+from ecosystem.core import flows
+from ecosystem.errors import EventError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from mesa.discrete_space import FixedAgent
 
-from ecosystem import flows
+from ecosystem.core import flows
 
 
 class _NodeAgent(FixedAgent):

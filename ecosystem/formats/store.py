@@ -29,8 +29,8 @@ from typing import Any
 
 import pandas as pd
 
-from ecosystem.model import ECOSYSTEM_COLUMNS
-from ecosystem.scenario import ScenarioError
+from ecosystem.core.model import ECOSYSTEM_COLUMNS
+from ecosystem.errors import StoreError
 
 SCHEMA_VERSION = "1"
 MODEL_COLUMNS = ("initial_alignment", "alignment", "diversity", "drift", "change", "curation_ratio", "real_share")
@@ -61,10 +61,6 @@ CREATE TABLE IF NOT EXISTS analyses (
     run_id INTEGER PRIMARY KEY REFERENCES runs(run_id) ON DELETE CASCADE, spectral_radius REAL,
     converged INTEGER, observed_rate REAL, n_backfire INTEGER, result TEXT, error TEXT);
 """
-
-
-class StoreError(ScenarioError):
-    """A database that cannot be used for this study (reported as ``error: ...``, exit 2)."""
 
 
 class Store:

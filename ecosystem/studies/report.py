@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecosystem import store as store_mod
+from ecosystem.formats import store as store_mod
 
 FINAL_COLUMNS = ("mean_alignment", "min_alignment", "mean_diversity", "pairwise_divergence", "mean_drift")
 
@@ -130,8 +130,8 @@ def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
 
 def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: list[str], folder: Path) -> list[str]:
     """The standard figures into ``folder``; returns notes on figures that could not be drawn."""
-    from ecosystem.figures import plt
-    from ecosystem.figures import save as save_figure
+    from ecosystem.formats.figures import plt
+    from ecosystem.formats.figures import save as save_figure
 
     notes = []
     done = runs[runs["status"] == "done"].copy()

@@ -1,0 +1,29 @@
+"""Analysis of the population round: stable point, convergence, influence and backfire.
+
+:mod:`~ecosystem.analysis.stability` holds the round map, its stable point and Jacobian;
+:mod:`~ecosystem.analysis.influence` the influence matrix, backfire report and :func:`analyze`.
+"""
+
+from ecosystem.analysis.influence import (
+    Analysis,
+    Backfire,
+    Influence,
+    Parameter,
+    alignment_gradients,
+    analyze,
+    backfire,
+    curation_parameters,
+    influence,
+    influence_by_resolving,
+    observed_rate,
+    parameter_derivative,
+)
+from ecosystem.analysis.stability import RoundMap, StablePoint, affine_jacobian, jacobian, spectral_radius, stable_point
+from ecosystem.errors import AnalysisError
+
+__all__ = [
+    "Analysis", "AnalysisError", "Backfire", "Influence", "Parameter", "RoundMap", "StablePoint",
+    "affine_jacobian", "alignment_gradients", "analyze", "backfire", "curation_parameters", "influence",
+    "influence_by_resolving", "jacobian", "observed_rate", "parameter_derivative", "spectral_radius",
+    "stable_point",
+]

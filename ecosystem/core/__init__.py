@@ -1,0 +1,1 @@
+"""The engine: rewards, curation, families, flows, topologies, rounds, agents, model, events, metrics."""

@@ -1,0 +1,40 @@
+"""The package's errors: one base that the command line reports as one ``error:`` line.
+
+Every user error (a bad file, key, value, option or database) is an :class:`EcosystemError`;
+its message names the file, the key and the bad value. The command line prints it and exits
+with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EcosystemError(Exception):
+    """A user error: the message is one line naming what is wrong and where."""
+
+
+class ScenarioError(EcosystemError, ValueError):
+    """A scenario that cannot be built; the message names file, key and value."""
+
+
+class FlowError(EcosystemError, ValueError):
+    """A data-flow graph that is not a valid ecosystem."""
+
+
+class EventError(FlowError):
+    """A scripted event that cannot be applied (unknown target, bad value, ...)."""
+
+
+class StudyError(EcosystemError, ValueError):
+    """A study file that cannot be expanded into runs."""
+
+
+class StoreError(EcosystemError):
+    """A results database that cannot be used for this study."""
+
+
+class AnalysisError(EcosystemError, ValueError):
+    """An ecosystem that cannot be analysed (e.g. no stable point found)."""
+
+
+class UsageError(EcosystemError):
+    """A command-line mistake (a bad option or a name that resolves to nothing)."""

@@ -1,0 +1,1 @@
+"""File formats: scenario and study files, result folders, the results database, figures."""

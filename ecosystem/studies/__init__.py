@@ -1,0 +1,1 @@
+"""Studies: sweeps over an executor, reports of a results database, reproductions of known results."""

@@ -1,6 +1,7 @@
 # Bootstrap: `make run` sets up and runs the default scenario; `make test` sets up and runs the tests.
 # Each target installs only what it needs into one virtualenv (.venv): the core package for
-# `run`, plus the viz extra for `viz`, plus every test dependency for `test`.
+# `run`, plus the viz extra for `viz`, plus every test dependency for `test`. `test` first checks
+# the import layers (lint-imports, configured in pyproject.toml), then runs pytest.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -30,6 +31,7 @@ run: $(VENV)/.core
 	$(VENV)/bin/ecosystem run
 
 test: $(VENV)/.test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 viz: $(VENV)/.viz
@@ -37,6 +39,7 @@ viz: $(VENV)/.viz
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check ecosystem tests scenarios viz benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) results

@@ -12,7 +12,7 @@ import networkx as nx
 import numpy as np
 from mesa import Agent, DataCollector, Model
 
-from ecosystem.core.curation import choose, luce_basis, luce_h
+from ecosystem.core.curation import luce_basis, luce_h
 from ecosystem.formats.scenario import Scenario
 
 
@@ -177,7 +177,7 @@ class _Gaussian(Agent):
                 K = population.rule.K
                 cand = self.parts[pos]
                 scores = population.rewards[0](cand).reshape(-1, K)
-                keep = choose(population, scores, self.model.rng)
+                keep = population.rule.choose(scores, self.model.rng)
                 self.parts[pos] = cand.reshape(-1, K, self.dim)[np.arange(len(keep)), keep]
 
     def fit(self) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA, RING
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +20,6 @@ from ecosystem.studies.reproduce import (
     mechanism_data,
     mechanism_scenario,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def random_gaussian_ecosystem(seed: int, fixed: bool = True) -> dict:
@@ -229,29 +225,24 @@ def test_dJq_changes_sign_at_strong_coupling():
     assert low > 0 > high
 
 
-def ecosystem(*args):
-    return subprocess.run([sys.executable, "-m", "ecosystem", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
-
-
-def test_analyze_cli(tmp_path):
-    done = ecosystem("analyze", "default", "--json", "--out", tmp_path)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+def test_analyze_cli(tmp_path, cli):
+    done = cli("analyze", DATA / "default.toml", "--json", "--out", tmp_path)
+    assert done.status == 0, done.err
+    report = json.loads(done.out)
     assert report["converged"] and report["stable"]
     assert report["observed_rate"] == pytest.approx(report["spectral_radius"], rel=1e-3)
     assert len(report["influence"]) == 4 and len(report["parameters"]) == 4
     assert (tmp_path / "influence.png").stat().st_size > 0
     assert json.loads((tmp_path / "analysis.json").read_text())["models"] == report["models"]
-    text = ecosystem("analyze", "ring", "--param", "tau:users_m0")
-    assert text.returncode == 0 and "spectral radius" in text.stdout and "tau[users_m0]" in text.stdout
-    bad = ecosystem("analyze", "ring", "--param", "tau:m0")
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --param 'tau:m0'")
+    text = cli("analyze", RING, "--param", "tau:users_m0")
+    assert text.status == 0 and "spectral radius" in text.out and "tau[users_m0]" in text.out
+    bad = cli("analyze", RING, "--param", "tau:m0")
+    assert bad.status == 2 and bad.err.startswith("error: --param 'tau:m0'")
 
 
-def test_reproduce_cli_quick(tmp_path):
-    done = ecosystem("reproduce", "two-model-conflict", "--quick", "--out", tmp_path)
-    assert done.returncode == 0, done.stderr
+def test_reproduce_cli_quick(tmp_path, cli):
+    done = cli("reproduce", "two-model-conflict", "--quick", "--out", tmp_path)
+    assert done.status == 0, done.err
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) >= {f"A{i}" for i in range(1, 7)}
     for row in (summary[f"A{i}"] for i in range(1, 7)):

@@ -3,18 +3,16 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from conftest import ROOT
 
 from benchmarks import naive, workloads
 from benchmarks.floor import Floor, SampleFloor
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def test_quick_benchmark_prints_the_figures_as_json():
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

@@ -1,4 +1,8 @@
-"""End to end through the ``ecosystem`` command."""
+"""End to end through the ``ecosystem`` command, in-process (``main(argv)``; the ``cli`` fixture).
+
+One test runs the real console script and ``python -m ecosystem`` in a subprocess, for their exit
+statuses. Inputs other than the shipped default are the pinned copies in ``tests/data/``.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def ecosystem(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "ecosystem", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+from conftest import RING, SHIPPED
 
 
-def test_default_scenario_end_to_end(tmp_path):
+def test_default_scenario_end_to_end(tmp_path, cli):
     out = tmp_path / "res"
-    done = ecosystem("run", "--out", out)
-    assert done.returncode == 0, done.stderr
+    done = cli("run", "--out", out)
+    assert done.status == 0, done.err
     files = {p.name for p in out.iterdir()}
     assert {"model.csv", "agents.csv", "summary.json", "cross_alignment.csv",
             "alignment.png", "diversity.png", "graph.png"} <= files
@@ -36,26 +34,25 @@ def test_default_scenario_end_to_end(tmp_path):
     models = summary["models"]
     assert models["A_more"]["curation_ratio"] > models["A_base"]["curation_ratio"]
     assert models["A_more"]["alignment"] < models["A_base"]["alignment"] < 0
-    assert "A_base" in done.stdout and f"wrote {len(files)} files" in done.stdout
+    assert "A_base" in done.out and f"wrote {len(files)} files" in done.out
 
 
-def test_default_output_folder_is_results_name(tmp_path):
-    done = ecosystem("run", ROOT / "scenarios" / "ring.toml", "--steps", "3", "--quiet", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "results" / "ring" / "summary.json").exists()
-    assert done.stdout == ""
+def test_default_output_folder_is_results_name(workdir, cli):
+    done = cli("run", RING, "--steps", "3", "--quiet")
+    assert done.status == 0, done.err
+    assert (workdir / "results" / "ring" / "summary.json").exists()
+    assert done.out == ""
 
 
 def _csvs(out):
     return {name: (out / name).read_text() for name in ("model.csv", "agents.csv", "cross_alignment.csv")}
 
 
-def test_same_seed_same_numbers_different_seed_differs(tmp_path):
+def test_same_seed_same_numbers_different_seed_differs(tmp_path, cli):
     runs = {}
     for tag, seed in (("a", 5), ("b", 5), ("c", 6)):
-        done = ecosystem("run", "ring", "--mode", "sample", "--steps", "5", "--seed", seed,
-                         "--out", tmp_path / tag, "--quiet")
-        assert done.returncode == 0, done.stderr
+        done = cli("run", RING, "--mode", "sample", "--steps", "5", "--seed", seed, "--out", tmp_path / tag, "--quiet")
+        assert done.status == 0, done.err
         runs[tag] = _csvs(tmp_path / tag)
     assert runs["a"] == runs["b"]
     assert runs["a"]["agents.csv"] != runs["c"]["agents.csv"]
@@ -70,45 +67,57 @@ def test_same_seed_same_numbers_different_seed_differs(tmp_path):
     (["run", "BROKEN"], "not valid TOML"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, args, message):
-    ring = (ROOT / "scenarios" / "ring.toml").read_text()
+def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, cli, args, message):
+    ring = RING.read_text()
     (tmp_path / "BAD.toml").write_text(ring.replace("steps = 100", 'steps = "many"'))
     (tmp_path / "BROKEN.toml").write_text("name = [unclosed\n")
     args = [str(tmp_path / f"{a}.toml") if a in ("BAD", "BROKEN") else a for a in args]
-    done = ecosystem(*args, "--out", tmp_path / "out") if args[0] == "run" else ecosystem(*args)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+    done = cli(*args, "--out", tmp_path / "out") if args[0] == "run" else cli(*args)
+    assert done.status == 2
+    lines = done.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.err
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.*"))
 
 
-def test_existing_files_in_out_are_kept(tmp_path):
+def test_existing_files_in_out_are_kept(tmp_path, cli):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    done = ecosystem("run", "ring", "--steps", "2", "--out", out, "--quiet")
-    assert done.returncode == 0, done.stderr
+    done = cli("run", RING, "--steps", "2", "--out", out, "--quiet")
+    assert done.status == 0, done.err
     assert (out / "notes.txt").read_text() == "mine" and (out / "summary.json").exists()
 
 
-def test_validate_ok():
-    done = ecosystem("validate", *sorted((ROOT / "scenarios").glob("*.toml")))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count("ok: ") == len(list((ROOT / "scenarios").glob("*.toml")))
+def test_validate_ok(cli):
+    done = cli("validate", *sorted(SHIPPED.glob("*.toml")))
+    assert done.status == 0, done.err
+    assert done.out.count("ok: ") == len(list(SHIPPED.glob("*.toml")))
 
 
-def test_metrics_key_selects_and_is_checked(tmp_path):
-    base = (ROOT / "scenarios" / "ring.toml").read_text()
+def test_metrics_key_selects_and_is_checked(tmp_path, cli):
+    base = RING.read_text()
     good = tmp_path / "good.toml"
     good.write_text('metrics = ["alignment", "diversity"]\n' + base)
-    done = ecosystem("run", good, "--steps", "3", "--out", tmp_path / "out", "--quiet")
-    assert done.returncode == 0, done.stderr
+    done = cli("run", good, "--steps", "3", "--out", tmp_path / "out", "--quiet")
+    assert done.status == 0, done.err
     agents = pd.read_csv(tmp_path / "out" / "agents.csv")
     assert agents["alignment"].notna().all() and agents["drift"].isna().all()
     bad = tmp_path / "bad.toml"
     bad.write_text('metrics = ["alignment", "entropy"]\n' + base)
-    done = ecosystem("run", bad, "--out", tmp_path / "nothing")
-    assert done.returncode == 2 and not (tmp_path / "nothing").exists()
-    assert done.stderr.startswith("error: ") and "metrics: unknown metric 'entropy'" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    done = cli("run", bad, "--out", tmp_path / "nothing")
+    assert done.status == 2 and not (tmp_path / "nothing").exists()
+    assert done.err.startswith("error: ") and "metrics: unknown metric 'entropy'" in done.err
+    assert len(done.err.strip().splitlines()) == 1
+
+
+def test_console_script_exits_with_mains_status(tmp_path):
+    """The process boundary: the installed ``ecosystem`` script exits with ``main``'s status (a user
+    error: 2 and one ``error:`` line). ``python -m ecosystem`` exiting 0 is checked by test_sweep's resume."""
+    script = Path(sys.executable).with_name("ecosystem")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ecosystem"]
+    bad = subprocess.run([*command, "run", "no_such_scenario", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.startswith("error: no shipped scenario 'no_such_scenario'") and bad.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from conftest import gaussian_row
 
 from ecosystem.core.families import Gaussian
 from ecosystem.core.model import EcosystemModel
@@ -16,16 +17,13 @@ from ecosystem.core.model import EcosystemModel
 MU0, SIGMA0_SQ = 1.0, 2.0
 
 
-def gaussian_row(fam: Gaussian, mean: float = MU0, var: float = SIGMA0_SQ) -> np.ndarray:
-    return fam.moments(np.array([[mean]]), np.array([[[var]]]))[0]
-
-
 def add_loops(g: nx.DiGraph, fam: Gaussian, prefix: str, count: int, M: int, *,
               real: float = 0.0, retention: str = "replace") -> list[str]:
     """``count`` models training on their own samples (share ``1 - real``) and on ``data``."""
     names = [f"{prefix}{i}" for i in range(count)]
+    start = gaussian_row(fam, [MU0], [[SIGMA0_SQ]])
     for name in names:
-        g.add_node(name, kind="model", moments=gaussian_row(fam), sample_size=M, retention=retention)
+        g.add_node(name, kind="model", moments=start, sample_size=M, retention=retention)
         g.add_edge(name, name, weight=1.0 - real)
         if real > 0:
             g.add_edge("data", name, weight=real)
@@ -95,7 +93,7 @@ def test_unbiased_variance_still_collapses():
 def _collapse_vs_remedy(real: float, retention: str, seed: int):
     fam = Gaussian(dim=1)
     g = nx.DiGraph()
-    g.add_node("data", kind="source", moments=gaussian_row(fam))
+    g.add_node("data", kind="source", moments=gaussian_row(fam, [MU0], [[SIGMA0_SQ]]))
     M = 10
     control = add_loops(g, fam, "control", 300, M)
     remedy = add_loops(g, fam, "remedy", 300, M, real=real, retention=retention)

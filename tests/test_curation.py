@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import gaussian_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,11 +22,7 @@ from ecosystem.core.curation import (
     Luce,
     Tilt,
     best_of_k_h,
-    candidates_per_sample,
-    choose,
-    curate_distribution,
     luce_h,
-    population_h,
     tilt_h,
 )
 from ecosystem.core.families import Gaussian
@@ -49,13 +46,13 @@ def monte_carlo_curation(curator: Curator, p: np.ndarray, tables: np.ndarray, dr
     """Empirical distribution of the kept candidate in the sampling form.
 
     ``draws`` curated samples: each draws K candidates from ``p``, a random user type
-    ``u ~ nu`` scores them with ``tables[u]`` and :func:`choose` keeps one.
+    ``u ~ nu`` scores them with ``tables[u]`` and the rule's ``choose`` keeps one.
     """
-    k = candidates_per_sample(curator)
+    k = curator.rule.candidates
     cand = rng.choice(len(p), size=(draws, k), p=p)
     users = rng.choice(len(curator.weights), size=draws, p=curator.weights)
     scores = tables[users[:, None], cand]
-    kept = cand[np.arange(draws), choose(curator, scores, rng)]
+    kept = cand[np.arange(draws), curator.rule.choose(scores, rng)]
     return np.bincount(kept, minlength=len(p)) / draws
 
 
@@ -146,7 +143,7 @@ def test_extreme_rewards_no_nan(big, tau, K):
         expected = p[bottom] ** (K - 1)
         np.testing.assert_allclose(luce_h(p, rho, K)[0, bottom], expected, rtol=1e-9)
         np.testing.assert_allclose(best_of_k_h(p, r, K)[0, bottom], expected, rtol=1e-12)
-    q = curate_distribution(Curator(Luce(K, tau), [Tabular(r)]), p, r[None])
+    q = Curator(Luce(K, tau), [Tabular(r)]).curate(p, r[None])
     assert np.all(np.isfinite(q)) and abs(q.sum() - 1) < 1e-12
 
 
@@ -224,7 +221,7 @@ def test_tilt_curator_is_exponential_tilt():
     r = np.array([0.0, 1.0, 2.0, -1.0])
     p = np.array([0.4, 0.3, 0.2, 0.1])
     tau = 0.5
-    q = curate_distribution(Curator(Tilt(tau), [Tabular(r)]), p, r[None])[0]
+    q = Curator(Tilt(tau), [Tabular(r)]).curate(p, r[None])[0]
     expected = p * np.exp(r / tau)
     np.testing.assert_allclose(q, expected / expected.sum(), rtol=1e-12)
 
@@ -239,7 +236,7 @@ def test_luce_population_matches_monte_carlo(seed, K, tau):
     r = rng.normal(size=n)
     p = rng.dirichlet(np.ones(n))
     curator = Curator(Luce(K, tau), [Tabular(r)])
-    exact = curate_distribution(curator, p, r[None])[0]
+    exact = curator.curate(p, r[None])[0]
     np.testing.assert_allclose(exact, p * luce_h(p, r / tau, K)[0], rtol=1e-12)
     draws = 200_000
     assert_matches_monte_carlo(exact, monte_carlo_curation(curator, p, r[None], draws, rng), draws)
@@ -253,7 +250,7 @@ def test_best_of_k_population_matches_monte_carlo_with_ties(seed, K):
     r = np.array([0.0, 1.0, 1.0, 2.0, 2.0, 2.0, -1.0, 1.0])      # tied levels
     p = rng.dirichlet(np.ones(len(r)))
     curator = Curator(BestOfK(K), [Tabular(r)])
-    exact = curate_distribution(curator, p, r[None])[0]
+    exact = curator.curate(p, r[None])[0]
     draws = 200_000
     empirical = monte_carlo_curation(curator, p, r[None], draws, rng)
     assert_matches_monte_carlo(exact, empirical, draws)
@@ -274,14 +271,14 @@ def test_heterogeneous_curator_matches_monte_carlo(seed, rule):
     curator = Curator(rule, rewards, weights=np.array([0.5, 0.3, 0.2]) * 7)   # normalised
     np.testing.assert_allclose(curator.weights, [0.5, 0.3, 0.2])
     p = rng.dirichlet(np.ones(n))
-    h = population_h(curator, p, tables)
+    h = curator.h(p, tables)
     assert abs(float(p @ h[0]) - 1) < 1e-9
-    exact = curate_distribution(curator, p, tables)[0]
+    exact = curator.curate(p, tables)[0]
     draws = 200_000
     assert_matches_monte_carlo(exact, monte_carlo_curation(curator, p, tables, draws, rng), draws)
     # a mixture of users is not one user holding the mean reward
     mean_user = Curator(rule, [Tabular(curator.weights @ tables)])
-    other = curate_distribution(mean_user, p, (curator.weights @ tables)[None])[0]
+    other = mean_user.curate(p, (curator.weights @ tables)[None])[0]
     assert np.max(np.abs(other - exact)) > 10 * np.sqrt(0.25 / draws)
 
 
@@ -291,20 +288,16 @@ def test_choose_is_luce_choice_on_fixed_candidates():
     tau = 0.7
     curator = Curator(Luce(4, tau), [Tabular(scores)])
     draws = 200_000
-    picks = choose(curator, np.tile(scores, (draws, 1)), rng)
+    picks = curator.rule.choose(np.tile(scores, (draws, 1)), rng)
     e = np.exp(scores / tau)
     assert_matches_monte_carlo(e / e.sum(), np.bincount(picks, minlength=4) / draws, draws)
-    best = choose(Curator(BestOfK(4), [Tabular(scores)]), np.tile([1.0, 3.0, 3.0, 0.0], (draws, 1)), rng)
+    best = BestOfK(4).choose(np.tile([1.0, 3.0, 3.0, 0.0], (draws, 1)), rng)
     freq = np.bincount(best, minlength=4) / draws
     assert freq[0] == 0 and freq[3] == 0
     assert_matches_monte_carlo(np.array([0.0, 0.5, 0.5, 0.0]), freq, draws)
 
 
 # --------------------------------------------------------------------------- Gaussian family
-
-
-def gaussian_row(fam: Gaussian, mean, cov) -> np.ndarray:
-    return fam.moments(np.asarray(mean, dtype=float)[None], np.asarray(cov, dtype=float)[None])
 
 
 def assert_close_whitened(mean_a, cov_a, mean_b, cov_b, ref_cov) -> None:
@@ -331,15 +324,16 @@ def test_gaussian_tilt_of_linear_reward_shifts_mean(dim):
     rng = np.random.default_rng(dim)
     fam = Gaussian(dim=dim)
     mu, cov = rng.normal(size=dim), random_spd(rng, dim)
+    row = gaussian_row(fam, mu, cov)[None]
     g, tau = rng.normal(size=dim), 0.7
     curator = Curator(Tilt(tau), [Linear(g, offset=3.0)])
-    mean_t, cov_t = fam.mean_cov(fam.curate(curator, gaussian_row(fam, mu, cov)))
+    mean_t, cov_t = fam.mean_cov(fam.curate(fam.judges(curator), row))
     np.testing.assert_allclose(mean_t[0], mu + cov @ g / tau, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(cov_t[0], cov, rtol=1e-10, atol=1e-12)
     # the quadrature path agrees (for a moderate tilt: half a standard deviation)
     g = g / np.sqrt(g @ cov @ g) * 0.5 * tau
-    fast = fam.curate(Curator(Tilt(tau), [Linear(g)]), gaussian_row(fam, mu, cov))
-    slow = fam.curate(Curator(Tilt(tau), [FromCallable(fn=Linear(g))]), gaussian_row(fam, mu, cov))
+    fast = fam.curate(fam.judges(Curator(Tilt(tau), [Linear(g)])), row)
+    slow = fam.curate(fam.judges(Curator(Tilt(tau), [FromCallable(fn=Linear(g))])), row)
     (mean_t, cov_t), (mean_q, cov_q) = fam.mean_cov(fast), fam.mean_cov(slow)
     assert_close_whitened(mean_q, cov_q, mean_t, cov_t, cov)
 
@@ -349,10 +343,11 @@ def test_gaussian_quadratic_tilt_closed_form_and_quadrature(dim, seed):
     rng = np.random.default_rng(seed)
     fam = Gaussian(dim=dim)
     mu, cov = rng.normal(size=dim), random_spd(rng, dim)
+    row = gaussian_row(fam, mu, cov)[None]
     g, c = rng.normal(size=dim), rng.normal(size=dim) * 0.5
     eta, tau = 0.8, 1.3
     reward = Quadratic(g=g, eta=eta, center=c)
-    mean_t, cov_t = fam.mean_cov(fam.curate(Curator(Tilt(tau), [reward]), gaussian_row(fam, mu, cov)))
+    mean_t, cov_t = fam.mean_cov(fam.curate(fam.judges(Curator(Tilt(tau), [reward])), row))
     precision = np.linalg.inv(cov) + eta * np.eye(dim) / tau
     np.testing.assert_allclose(np.linalg.inv(cov_t[0]), precision, rtol=1e-9)
     expected_mean = np.linalg.solve(precision, np.linalg.solve(cov, mu) + (g + eta * c) / tau)
@@ -360,8 +355,8 @@ def test_gaussian_quadratic_tilt_closed_form_and_quadrature(dim, seed):
     # force the quadrature path, on a moderate tilt (mean moves by ~half a standard deviation)
     g = g / np.sqrt(g @ cov @ g) * 0.5 * tau
     reward = Quadratic(g=g, eta=0.3, center=np.zeros(dim))
-    fast = fam.curate(Curator(Tilt(tau), [reward]), gaussian_row(fam, mu, cov))
-    slow = fam.curate(Curator(Tilt(tau), [FromCallable(fn=reward)]), gaussian_row(fam, mu, cov))
+    fast = fam.curate(fam.judges(Curator(Tilt(tau), [reward])), row)
+    slow = fam.curate(fam.judges(Curator(Tilt(tau), [FromCallable(fn=reward)])), row)
     (mean_t, cov_t), (mean_q, cov_q) = fam.mean_cov(fast), fam.mean_cov(slow)
     assert_close_whitened(mean_q, cov_q, mean_t, cov_t, cov)
     # the tilt did change the covariance, by much more than the tolerance
@@ -370,9 +365,9 @@ def test_gaussian_quadratic_tilt_closed_form_and_quadrature(dim, seed):
 
 def test_gaussian_heterogeneous_tilt_is_mixture_of_tilts():
     fam = Gaussian(dim=1)
-    row = gaussian_row(fam, [0.0], [[1.0]])
+    row = gaussian_row(fam, [0.0], [[1.0]])[None]
     curator = Curator(Tilt(1.0), [Linear([2.0]), Linear([-2.0])], weights=np.array([0.5, 0.5]))
-    mean, cov = fam.mean_cov(fam.curate(curator, row))
+    mean, cov = fam.mean_cov(fam.curate(fam.judges(curator), row))
     # equal mixture of N(2, 1) and N(-2, 1): mean 0, variance 1 + 4
     np.testing.assert_allclose(mean[0], [0.0], atol=1e-12)
     np.testing.assert_allclose(cov[0], [[5.0]], rtol=1e-12)
@@ -381,8 +376,8 @@ def test_gaussian_heterogeneous_tilt_is_mixture_of_tilts():
 def test_gaussian_best_of_two_is_max_of_two_normals():
     fam = Gaussian(dim=1)
     mu, sigma = 0.4, 1.7
-    row = gaussian_row(fam, [mu], [[sigma**2]])
-    mean, cov = fam.mean_cov(fam.curate(Curator(BestOfK(2), [Linear([1.0])]), row))
+    row = gaussian_row(fam, [mu], [[sigma**2]])[None]
+    mean, cov = fam.mean_cov(fam.curate(fam.judges(Curator(BestOfK(2), [Linear([1.0])])), row))
     # E max(Z1, Z2) = 1 / sqrt(pi), Var max(Z1, Z2) = 1 - 1 / pi
     np.testing.assert_allclose(mean[0, 0], mu + sigma / np.sqrt(np.pi), atol=2e-3)
     np.testing.assert_allclose(cov[0, 0, 0], sigma**2 * (1 - 1 / np.pi), atol=5e-3)
@@ -395,11 +390,11 @@ def test_gaussian_luce_quadrature_matches_monte_carlo(dim, K, tau, seed):
     mu, cov = rng.normal(size=dim), random_spd(rng, dim)
     reward = Quadratic(g=rng.normal(size=dim), eta=0.5, center=np.zeros(dim))
     curator = Curator(Luce(K, tau), [reward])
-    mean_q, cov_q = fam.mean_cov(fam.curate(curator, gaussian_row(fam, mu, cov)))
+    mean_q, cov_q = fam.mean_cov(fam.curate(fam.judges(curator), gaussian_row(fam, mu, cov)[None]))
     draws = 200_000
     x = rng.multivariate_normal(mu, cov, size=(draws, K))
     scores = reward(x.reshape(-1, dim)).reshape(draws, K)
-    kept = x[np.arange(draws), choose(curator, scores, rng)]
+    kept = x[np.arange(draws), curator.rule.choose(scores, rng)]
     mean_mc = kept.mean(axis=0)
     cov_mc = np.atleast_2d(np.cov(kept.T))
     se_mean = kept.std(axis=0) / np.sqrt(draws)
@@ -412,8 +407,8 @@ def test_gaussian_luce_quadrature_matches_monte_carlo(dim, K, tau, seed):
 
 def test_gaussian_quadrature_strong_tilt_is_accurate():
     fam = Gaussian(dim=1)
-    row = gaussian_row(fam, [0.0], [[1.0]])
-    mean, cov = fam.mean_cov(fam.curate(Curator(Tilt(1.0), [FromCallable(fn=Linear([2.0]))]), row))
+    row = gaussian_row(fam, [0.0], [[1.0]])[None]
+    mean, cov = fam.mean_cov(fam.curate(fam.judges(Curator(Tilt(1.0), [FromCallable(fn=Linear([2.0]))])), row))
     # exact: N(2, 1)
     np.testing.assert_allclose(mean[0, 0], 2.0, atol=1e-2)
     np.testing.assert_allclose(cov[0, 0, 0], 1.0, atol=1e-2)

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA, SHIPPED, data_toml
 
 from ecosystem import parse
 from ecosystem.core import flows
 from ecosystem.formats.scenario import ScenarioError
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = tomllib.loads((ROOT / "scenarios" / "stories" / "newcomer" / "scenario.toml").read_text())
+BASE = data_toml("newcomer")
 BASE.pop("events")
 BASE["steps"] = 12
 
@@ -131,14 +128,13 @@ def test_condition_turns_on_curation_once():
     assert a[fired - 1] > 0.1 and (a[: fired - 2] <= 0.1).all()
 
 
-def test_agents_appearing_and_disappearing_keep_outputs_consistent(tmp_path):
-    story = ROOT / "scenarios" / "stories" / "newcomer" / "scenario.toml"
+def test_agents_appearing_and_disappearing_keep_outputs_consistent(tmp_path, cli):
+    story = DATA / "newcomer.toml"
     text = story.read_text() + '\n[[events]]\nround = 140\naction = "remove_model"\ntarget = "A"\n'
     path = tmp_path / "story.toml"
     path.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "ecosystem", "run", str(path), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = cli("run", path, "--out", tmp_path / "out")
+    assert done.status == 0, done.err
     agents = pd.read_csv(tmp_path / "out" / "agents.csv")
     span = agents.groupby("model")["step"].agg(["min", "max", "count"])
     assert (span["max"] - span["min"] + 1 == span["count"]).all()      # no silent gaps
@@ -175,7 +171,7 @@ def test_bad_events_give_one_line_errors(event, message):
 
 
 def test_shipped_stories_run_and_log_their_events():
-    for path in sorted((ROOT / "scenarios" / "stories").glob("*/scenario.toml")):
+    for path in sorted((SHIPPED / "stories").glob("*/scenario.toml")):
         scenario = parse(tomllib.loads(path.read_text()), origin=str(path))
         model = scenario.build()
         model.run(scenario.steps)

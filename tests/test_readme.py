@@ -1,24 +1,23 @@
 """The README's Python examples run as written."""
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
 
 
 def _blocks():
     return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
 
 
-def _run(block, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def _run(block, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)   # shipped scenarios are found by name from any folder
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)  # the README is project code, not user data
     return namespace
 
 
-def test_readme_api_example_runs(monkeypatch, capsys):
-    namespace = _run(_blocks()[0], monkeypatch)
+def test_readme_api_example_runs(monkeypatch, capsys, tmp_path):
+    namespace = _run(_blocks()[0], monkeypatch, tmp_path)
     model = namespace["model"]
     assert model.steps == 40
     b = model.model_agents[1]
@@ -26,8 +25,8 @@ def test_readme_api_example_runs(monkeypatch, capsys):
     assert "mean_alignment" in capsys.readouterr().out
 
 
-def test_readme_scripting_example_runs(monkeypatch):
-    model = _run(_blocks()[1], monkeypatch)["model"]
+def test_readme_scripting_example_runs(monkeypatch, tmp_path):
+    model = _run(_blocks()[1], monkeypatch, tmp_path)["model"]
     log = model.events_frame()
     assert model.steps == 60
     assert list(log["action"][:2]) == ["set_K", "scale_real_share"]

@@ -6,24 +6,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import write_study
 
-from ecosystem import cli
 from ecosystem.formats import study
 from ecosystem.formats.store import Store
 from ecosystem.studies import sweep
 
-ROOT = Path(__file__).resolve().parents[1]
-RING = ROOT / "scenarios" / "ring.toml"
-
 
 def finished_study(tmp_path: Path, analysis: bool = False, seeds: str = "[0, 1]") -> Path:
-    path = tmp_path / "small.toml"
-    path.write_text(f'scenario = "{RING}"\nseeds = {seeds}\nanalysis = {str(analysis).lower()}\n'
-                    '[set]\nsteps = 30\n"topology.n" = 4\n"topology.real_share" = 0.3\n'
-                    '[variants.topology.ring]\n"topology.kind" = "ring"\n'
-                    '[variants.topology.complete]\n"topology.kind" = "complete"\n'
-                    '[variants.topology.er]\n"topology.kind" = "erdos_renyi"\n"topology.p" = 0.6\n'
-                    '[grid]\n"topology.curator.K" = [2, 4]\n')
+    path = write_study(tmp_path, f'seeds = {seeds}\nanalysis = {str(analysis).lower()}\n'
+                       '[set]\nsteps = 30\n"topology.n" = 4\n"topology.real_share" = 0.3\n'
+                       '[variants.topology.ring]\n"topology.kind" = "ring"\n'
+                       '[variants.topology.complete]\n"topology.kind" = "complete"\n'
+                       '[variants.topology.er]\n"topology.kind" = "erdos_renyi"\n"topology.p" = 0.6\n'
+                       '[grid]\n"topology.curator.K" = [2, 4]\n', "small.toml")
     s = study.load(path)
     db = tmp_path / "res" / "study.sqlite"
     store = Store(db)
@@ -39,11 +35,11 @@ def finished_study(tmp_path: Path, analysis: bool = False, seeds: str = "[0, 1]"
     return db
 
 
-def test_report_writes_tables_and_figures(tmp_path, capsys):
+def test_report_writes_tables_and_figures(tmp_path, cli):
     db = finished_study(tmp_path)
-    assert cli.main(["report", str(db)]) == 0
+    printed = cli("report", db)
+    assert printed.status == 0
     out = tmp_path / "res" / "report"
-    printed = capsys.readouterr()
     assert "complete" in printed.out and f"to {out}/" in printed.out
     assert "backfire_by_topology.png: no stable-point analysis" in printed.err
     files = {p.name for p in out.iterdir()}
@@ -71,11 +67,11 @@ def test_report_writes_tables_and_figures(tmp_path, capsys):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_report_with_stable_point_analysis(tmp_path):
+def test_report_with_stable_point_analysis(tmp_path, cli):
     pytest.importorskip("ecosystem.analysis")
     db = finished_study(tmp_path, analysis=True, seeds="[0]")
     out = tmp_path / "rep"
-    assert cli.main(["report", str(db), "--out", str(out), "--quiet"]) == 0
+    assert cli("report", db, "--out", out, "--quiet").status == 0
     files = {p.name for p in out.iterdir()}
     assert {"analyses.csv", "backfire_by_topology.png", "convergence_vs_spectral_radius.png"} <= files
     runs = pd.read_csv(out / "runs.csv")
@@ -89,6 +85,7 @@ def test_report_with_stable_point_analysis(tmp_path):
     assert "backfire_frequency" in pd.read_csv(out / "by_topology.csv")
 
 
-def test_report_errors_are_one_line(tmp_path, capsys):
-    assert cli.main(["report", str(tmp_path / "none.sqlite")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.sqlite'}: no such results database"
+def test_report_errors_are_one_line(tmp_path, cli):
+    done = cli("report", tmp_path / "none.sqlite")
+    assert done.status == 2
+    assert done.err.strip() == f"error: {tmp_path / 'none.sqlite'}: no such results database"

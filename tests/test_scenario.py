@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import copy
-import tomllib
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
+from conftest import SHIPPED, data_toml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecosystem.core import flows
 from ecosystem.formats.scenario import ScenarioError, load, parse
 
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
-DEFAULT = tomllib.loads((ROOT / "scenarios" / "default.toml").read_text())
-RING = tomllib.loads((ROOT / "scenarios" / "ring.toml").read_text())
+SCENARIOS = sorted(SHIPPED.glob("*.toml"))
+DEFAULT = data_toml("default")
+RING = data_toml("ring")
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
@@ -150,7 +148,7 @@ def _paths(data, prefix=()):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from([DEFAULT, RING, tomllib.loads((ROOT / "scenarios" / "gaussian.toml").read_text())]),
+@given(st.sampled_from([DEFAULT, RING, data_toml("gaussian")]),
        st.lists(st.tuples(st.integers(0, 10_000), st.booleans(), _junk), min_size=1, max_size=4))
 def test_fuzzed_scenarios_never_raise_anything_but_scenario_error(base, edits):
     data = copy.deepcopy(base)

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import write_study
 
 from ecosystem.formats import store as store_mod
 from ecosystem.formats import study
 from ecosystem.formats.store import Store, StoreError
 from ecosystem.studies import sweep
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def small(tmp_path):
-    path = tmp_path / "small.toml"
-    path.write_text(f'scenario = "{ROOT / "scenarios" / "ring.toml"}"\nseeds = [0, 1]\n'
-                    '[set]\nsteps = 4\n"topology.n" = 3\n[grid]\n"topology.curator.K" = [2, 3]\n')
-    return study.load(path)
+    return study.load(write_study(tmp_path, 'seeds = [0, 1]\n'
+                                  '[set]\nsteps = 4\n"topology.n" = 3\n[grid]\n"topology.curator.K" = [2, 3]\n',
+                                  "small.toml"))
 
 
 def test_record_is_one_row_per_run_and_done_runs_are_never_overwritten(tmp_path, small):

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import RING, ROOT, SHIPPED, write_study
 
 from ecosystem.formats import study
 from ecosystem.formats.study import StudyError
 
-ROOT = Path(__file__).resolve().parents[1]
-RING = ROOT / "scenarios" / "ring.toml"
-
-
-def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(f'scenario = "{RING}"\n' + text)
-    return path
-
 
 def test_variants_grid_and_seeds_expand_to_every_run(tmp_path):
-    path = write(tmp_path, """
+    path = write_study(tmp_path, """
 seeds = [3, 5]
 [set]
 steps = 7
@@ -66,12 +54,12 @@ seeds = {start = 0, count = 3}
 "topology.n" = 8
 "topology.p" = 0.4
 """
-    s = study.load(write(tmp_path, text))
+    s = study.load(write_study(tmp_path, text))
     assert s.seeds == [0, 1, 2]
     graphs = [sorted(s.build(s.settings[0], seed).graph.edges) for seed in s.seeds]
     assert graphs[0] != graphs[1] != graphs[2]
     assert graphs[0] == sorted(s.build(s.settings[0], 0).graph.edges)
-    fixed = study.load(write(tmp_path, text + '"topology.seed" = 11\n', "f.toml"))
+    fixed = study.load(write_study(tmp_path, text + '"topology.seed" = 11\n', "f.toml"))
     assert len({tuple(sorted(fixed.build(fixed.settings[0], seed).graph.edges)) for seed in fixed.seeds}) == 1
 
 
@@ -96,7 +84,7 @@ seed = 4
 topology.curation_ratio = {uniform = [0.1, 0.5]}
 mode = {choice = ["population", "sample"]}
 """
-    s = study.load(write(tmp_path, text))
+    s = study.load(write_study(tmp_path, text))
     assert len(s.settings) == 6
     assert s.axes == ["topology.curator.tau", "topology.curator.K", "topology.curation_ratio", "mode"]
     for x in s.settings:
@@ -104,12 +92,12 @@ mode = {choice = ["population", "sample"]}
         assert 0.5 <= v["topology.curator.tau"] <= 2 and v["topology.curator.K"] in (2, 3, 4)
         assert 0.1 <= v["topology.curation_ratio"] <= 0.5 and v["mode"] in ("population", "sample")
         assert isinstance(v["topology.curator.K"], int)
-    again = study.load(write(tmp_path, text, "t.toml"))
+    again = study.load(write_study(tmp_path, text, "t.toml"))
     assert [x.values for x in again.settings] == [x.values for x in s.settings]
 
 
 def test_the_default_study_compares_topologies_at_equal_size_and_curation():
-    s = study.load(ROOT / "scenarios" / "studies" / "topologies.toml")
+    s = study.load(SHIPPED / "studies" / "topologies.toml")
     kinds = {x.labels["topology"] for x in s.settings}
     assert len(kinds) >= 6 and len(s.seeds) >= 3
     for x in s.settings:
@@ -143,7 +131,7 @@ def test_the_default_study_compares_topologies_at_equal_size_and_curation():
 ])
 def test_study_errors_name_file_key_and_value(tmp_path, text, message):
     with pytest.raises(StudyError) as err:
-        study.load(write(tmp_path, text))
+        study.load(write_study(tmp_path, text))
     assert message in str(err.value)
 
 
@@ -158,15 +146,14 @@ def test_missing_base_scenario_and_bad_toml(tmp_path):
     assert study.load(tmp_path / "c.toml").scenario_path.endswith("ring.toml")
 
 
-def test_cli_study_error_is_one_line_exit_2_and_writes_nothing(tmp_path):
-    path = write(tmp_path, '[grid]\n"topology.curator.K" = [0]\n')
-    db = tmp_path / "out" / "study.sqlite"
-    done = subprocess.run([sys.executable, "-m", "ecosystem", "sweep", str(path), "--db", str(db)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+def test_cli_study_error_is_one_line_exit_2_and_writes_nothing(workdir, cli):
+    path = write_study(workdir, '[grid]\n"topology.curator.K" = [0]\n')
+    db = workdir / "out" / "study.sqlite"
+    done = cli("sweep", path, "--db", db)
+    assert done.status == 2
+    lines = done.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "topology.curator.K: must be >= 1" in lines[0]
-    assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
+    assert not (workdir / "out").exists() and not (workdir / "results").exists()
 
 
 def test_readme_study_example_is_valid(tmp_path):
@@ -176,6 +163,6 @@ def test_readme_study_example_is_valid(tmp_path):
     block = re.search(r"```toml\n(# scenarios/studies/mine.toml.*?)```", text, re.S).group(1)
     path = tmp_path / "studies" / "mine.toml"
     path.parent.mkdir()
-    path.write_text(block.replace('"../ring.toml"', f'"{RING}"'))
+    path.write_text(block.replace('"../ring.toml"', f'"{SHIPPED / "ring.toml"}"'))
     s = study.load(path)
     assert len(s.settings) == 8 and len(s.runs()) == 40 and s.analysis

@@ -1,4 +1,5 @@
-"""Sweeps: the same numbers on every executor, failures recorded, resume after SIGKILL, batch_run."""
+"""Sweeps: the same numbers on every executor, failures recorded, resume after SIGKILL (``mesa.batch_run``:
+test_batch.py)."""
 
 from __future__ import annotations
 
@@ -12,24 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_study
 
 from ecosystem.formats import study
 from ecosystem.formats.store import Store
 from ecosystem.studies import sweep
 
-ROOT = Path(__file__).resolve().parents[1]
-RING = ROOT / "scenarios" / "ring.toml"
 TABLES = ("rounds", "models", "summaries")
 
 
 def small_study(tmp_path: Path, extra: str = "", seeds: str = "[0, 1]") -> study.Study:
-    path = tmp_path / "small.toml"
-    path.write_text(f'scenario = "{RING}"\nseeds = {seeds}\n[set]\nsteps = 6\n"topology.n" = 4\n'
-                    '"topology.model.sample_size" = 200\n'
-                    '[variants.topology.ring]\n"topology.kind" = "ring"\n'
-                    '[variants.topology.er]\n"topology.kind" = "erdos_renyi"\n"topology.p" = 0.5\n'
-                    '[grid]\nmode = ["population", "sample"]\n' + extra)
-    return study.load(path)
+    return study.load(write_study(tmp_path, f'seeds = {seeds}\n[set]\nsteps = 6\n"topology.n" = 4\n'
+                                  '"topology.model.sample_size" = 200\n'
+                                  '[variants.topology.ring]\n"topology.kind" = "ring"\n'
+                                  '[variants.topology.er]\n"topology.kind" = "erdos_renyi"\n"topology.p" = 0.5\n'
+                                  '[grid]\nmode = ["population", "sample"]\n' + extra, "small.toml"))
 
 
 def sweep_into(s: study.Study, db: Path, **options) -> dict:
@@ -109,9 +107,8 @@ def test_an_exception_in_the_run_is_recorded_with_its_traceback(tmp_path):
 
 
 def test_sweep_killed_with_sigkill_resumes_without_duplicates_or_recomputation(tmp_path):
-    path = tmp_path / "kill.toml"
-    path.write_text(f'scenario = "{RING}"\nseeds = {{start = 0, count = 12}}\n[set]\nsteps = 25\n'
-                    '"topology.n" = 6\nmode = "sample"\n')
+    path = write_study(tmp_path, 'seeds = {start = 0, count = 12}\n[set]\nsteps = 25\n"topology.n" = 6\n'
+                       'mode = "sample"\n', "kill.toml")
     db = tmp_path / "kill.sqlite"
     cmd = [sys.executable, "-m", "ecosystem", "sweep", str(path), "--db", str(db), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -160,31 +157,11 @@ def test_convergence_rate_of_a_geometric_decay():
     assert sweep.convergence(np.array([0.1])) == (None, None)
 
 
-def test_batch_model_works_with_mesa_batch_run():
-    from mesa.batchrunner import batch_run
-
-    from ecosystem.studies.batch import BatchModel
-
-    rows = batch_run(BatchModel, {"scenario": "ring", "steps": 5, "topology.curation_ratio": [0.2, 0.5]},
-                     rng=[0, 1], max_steps=1000, number_processes=1, display_progress=False)
-    assert len(rows) == 4 * 6  # a row per model of each of the 4 runs (model and agent columns)
-    assert len({r["RunId"] for r in rows}) == 4 and {r["model"] for r in rows} == {f"m{i}" for i in range(6)}
-    assert {(r["topology.curation_ratio"], r["seed"]) for r in rows} == {(0.2, 0), (0.2, 1), (0.5, 0), (0.5, 1)}
-    assert {r["Step"] for r in rows} == {5}
-    assert all(np.isfinite(r["mean_alignment"]) for r in rows)
-    model = BatchModel(scenario="ring", seed=3, steps=2, **{"topology.curation_ratio": 0.2})
-    assert model.running and model.model_agents[0].curation_ratio == pytest.approx(0.2)
-    model.step()
-    model.step()
-    assert not model.running and model.steps == 2
-
-
-def test_dask_option_without_dask_installed_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    from ecosystem import cli
-
+def test_dask_option_without_dask_installed_is_a_one_line_error(tmp_path, monkeypatch, cli):
     s = small_study(tmp_path)
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
-    assert cli.main(["sweep", s.path, "--dask", "local", "--db", str(tmp_path / "x.sqlite")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    done = cli("sweep", s.path, "--dask", "local", "--db", tmp_path / "x.sqlite")
+    assert done.status == 2
+    err = done.err.strip().splitlines()
     assert err == ['error: --dask needs Dask distributed, which is not installed: pip install -e ".[dask]"']
     assert not (tmp_path / "x.sqlite").exists()

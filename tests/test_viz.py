@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import DATA, RING
 from viz_support import need_module
 
 need_module("solara", "pip install -e '.[viz]'")
@@ -21,6 +20,10 @@ from viz import app  # noqa: E402
 from viz.model import FILE, VizModel, nice_ceil  # noqa: E402
 from viz.pictures import NetworkPicture, SeriesPicture  # noqa: E402
 
+# the knobs and pictures are tested on the pinned copies (tests/data); the names on the shipped files
+DEFAULT = str(DATA / "default.toml")
+RING_FILE = str(RING)
+
 
 def test_scenario_names_lists_the_shipped_files_default_first():
     names = shipped()
@@ -29,14 +32,14 @@ def test_scenario_names_lists_the_shipped_files_default_first():
 
 
 def test_knobs_left_at_file_build_the_scenario_as_written():
-    m = VizModel(scenario_name="ring")
+    m = VizModel(scenario_name=RING_FILE)
     assert m.error is None
     assert len(m.model_agents) == 6 and m.mode == "population" and m.seed == 0
     assert m.model_agents[0].curation_ratio == pytest.approx(0.4)
 
 
 def test_topology_knobs_set_template_keys():
-    m = VizModel(scenario_name="ring", n="10", curation_ratio="0.6", real_share="0.2", K="2", tau="0.5",
+    m = VizModel(scenario_name=RING_FILE, n="10", curation_ratio="0.6", real_share="0.2", K="2", tau="0.5",
                  mode="sample", seed="7")
     assert m.error is None
     assert len(m.model_agents) == 10 and m.mode == "sample" and m.seed == 7
@@ -47,7 +50,7 @@ def test_topology_knobs_set_template_keys():
 
 
 def test_switching_an_explicit_scenario_to_a_topology_keeps_its_rewards():
-    m = VizModel(scenario_name="default", topology="barabasi_albert", n="20")
+    m = VizModel(scenario_name=DEFAULT, topology="barabasi_albert", n="20")
     assert m.error is None
     assert len(m.model_agents) == 20
     prefs = {m.graph.nodes[c]["curator"].preference.name for c in flows.nodes_of(m.graph, "curator")}
@@ -55,7 +58,7 @@ def test_switching_an_explicit_scenario_to_a_topology_keeps_its_rewards():
 
 
 def test_explicit_scenario_knobs_set_the_shares_of_curated_models():
-    m = VizModel(scenario_name="default", curation_ratio="0.7")
+    m = VizModel(scenario_name=DEFAULT, curation_ratio="0.7")
     assert m.error is None
     for agent in m.model_agents:
         assert agent.curation_ratio == pytest.approx(0.7)
@@ -64,9 +67,9 @@ def test_explicit_scenario_knobs_set_the_shares_of_curated_models():
 
 @pytest.mark.parametrize("knobs, words", [
     ({"seed": "abc"}, "seed must be an integer"),
-    ({"scenario_name": "default", "n": "10"}, "pick a topology"),
-    ({"scenario_name": "default", "real_share": "0.3", "curation_ratio": "0.3"}, "has none"),
-    ({"scenario_name": "ring", "real_share": "0.8", "curation_ratio": "0.5"}, "exceeds 1"),
+    ({"scenario_name": DEFAULT, "n": "10"}, "pick a topology"),
+    ({"scenario_name": DEFAULT, "real_share": "0.3", "curation_ratio": "0.3"}, "has none"),
+    ({"scenario_name": RING_FILE, "real_share": "0.8", "curation_ratio": "0.5"}, "exceeds 1"),
     ({"scenario_name": "no_such_scenario"}, "no shipped scenario"),
 ])
 def test_invalid_knob_combinations_give_a_message_not_an_exception(knobs, words):
@@ -77,7 +80,7 @@ def test_invalid_knob_combinations_give_a_message_not_an_exception(knobs, words)
 
 
 def test_colour_scale_is_fixed_for_a_built_model():
-    m = VizModel(scenario_name="default")
+    m = VizModel(scenario_name=DEFAULT)
     bound = m.colour_bound
     m.run(5)
     assert m.colour_bound == bound and bound in (0.5, 1.0)
@@ -85,7 +88,7 @@ def test_colour_scale_is_fixed_for_a_built_model():
 
 
 def test_pictures_change_with_the_rounds():
-    m = VizModel(scenario_name="ring", n="100")
+    m = VizModel(scenario_name=RING_FILE, n="100")
     net, series = NetworkPicture(m), SeriesPicture(m)
     first = net.png(m), series.png(m)
     m.step()
@@ -137,7 +140,7 @@ def test_status_of_an_invalid_model_is_a_readable_error():
 
 
 def test_analysis_view_shows_influence_and_backfire_section():
-    m = VizModel(scenario_name="default")
+    m = VizModel(scenario_name=DEFAULT)
     result = app.analysis_result(m)
     assert "message" not in result and "figure" in result
     assert np.isfinite(result["spectral_radius"])
@@ -150,7 +153,7 @@ def test_analysis_view_shows_influence_and_backfire_section():
 
 
 def test_analysis_is_declined_politely_for_large_ecosystems():
-    result = app.analysis_result(VizModel(scenario_name="ring", n="100"))
+    result = app.analysis_result(VizModel(scenario_name=RING_FILE, n="100"))
     assert "ecosystem analyze" in result["message"]
 
 
@@ -161,10 +164,7 @@ def test_model_params_keep_file_values_by_default():
 
 
 def test_scripted_events_run_and_pictures_follow_models_that_appear():
-    story = Path(__file__).resolve().parents[1] / "scenarios" / "stories" / "newcomer" / "scenario.toml"
-    if not story.exists():
-        pytest.skip("the newcomer story is not in this checkout")
-    m = VizModel(scenario_name=str(story))
+    m = VizModel(scenario_name=str(DATA / "newcomer.toml"))
     assert m.error is None
     before = len(m.model_agents)
     for _ in range(82):

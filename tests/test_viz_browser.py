@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from viz_support import missing, need_module
 
 CHROMIUM = os.environ.get("ECOSYSTEM_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
 START_TIMEOUT = 90.0       # server start (imports) on a busy 2-core machine
 WAIT_MS = 30_000           # any one wait in the page
 
@@ -36,7 +36,7 @@ def server():
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ecosystem", "viz", "default", "--port", str(port)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     url, seen, deadline = None, [], time.monotonic() + START_TIMEOUT
@@ -135,7 +135,7 @@ def test_page_in_a_real_browser(server, browser):
 
 
 def test_artifacts_folder_is_git_ignored():
-    if shutil.which("git") is None or not (REPO / ".git").exists():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    out = subprocess.run(["git", "check-ignore", "-q", "tests/artifacts/x.png"], cwd=REPO)
+    out = subprocess.run(["git", "check-ignore", "-q", "tests/artifacts/x.png"], cwd=ROOT)
     assert out.returncode == 0

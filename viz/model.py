@@ -12,7 +12,6 @@ This module does not import solara: the model can be built and tested without th
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import networkx as nx
@@ -210,12 +209,11 @@ def _apply_explicit(graph: nx.DiGraph, lam: float | None, real: float | None, K:
     for c in flows.nodes_of(graph, "curator"):
         cur: Curator = graph.nodes[c]["curator"]
         changes = {key: value for key, value in (("K", K), ("tau", tau)) if value is not None}
-        fields = {f.name for f in dataclasses.fields(cur.rule)}
-        for key in changes:
-            if key not in fields:
-                raise ScenarioError(f"{key}: curator {c!r} uses the {type(cur.rule).__name__} rule, which has no {key}")
         if changes:
-            graph.nodes[c]["curator"] = dataclasses.replace(cur, rule=dataclasses.replace(cur.rule, **changes))
+            try:
+                graph.nodes[c]["curator"] = cur.with_rule(**changes)
+            except ValueError as err:
+                raise ScenarioError(f"curator {c!r}: {err}") from None
 
 
 def set_shares(graph: nx.DiGraph, model: object, real: float | None, lam: float | None) -> None:
@@ -262,7 +260,7 @@ def alignment_scale(model: EcosystemModel, samples: int = 512) -> float:
 
     The scale is fixed for a built model, so colours compare across rounds; it is centred on 0
     (aligned vs. misaligned with the model's own users)."""
-    fam, rewards = model.family, model._eval_rewards
+    fam, rewards = model.family, model.eval_rewards
     which = np.repeat(np.arange(len(rewards)), samples)
     pts = fam.points(fam.sample(model.initial, which, np.random.default_rng(0))).reshape(len(rewards), samples, -1)
     spread = max((float(np.std(r(p))) for r, p in zip(rewards, pts, strict=True) if r is not None), default=0.0)

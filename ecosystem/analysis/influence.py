@@ -18,7 +18,6 @@ from ecosystem.analysis.stability import (
     stable_point,
 )
 from ecosystem.core import flows, metrics
-from ecosystem.core.families import Gaussian
 from ecosystem.core.model import EcosystemModel
 from ecosystem.errors import AnalysisError
 
@@ -71,9 +70,7 @@ class Parameter:
         elif self.kind == "real_share":
             flows.set_share(out, self.target, ("source",), value)
         elif self.kind in ("tau", "K"):
-            cur = out.nodes[self.target]["curator"]
-            rule = dataclasses.replace(cur.rule, **{self.kind: value})
-            out.nodes[self.target]["curator"] = dataclasses.replace(cur, rule=rule)
+            out.nodes[self.target]["curator"] = out.nodes[self.target]["curator"].with_rule(**{self.kind: value})
         elif self.kind == "weight":
             u, v = self.target
             others = [(x, v) for x in out.predecessors(v) if x != u]
@@ -124,13 +121,13 @@ def alignment_gradients(model: EcosystemModel, theta: np.ndarray, step: float = 
     g = RoundMap.of(model)
     n, m = g.n_models, theta.size // g.n_models
     grads = np.zeros((n, theta.size))
-    rewards = model._eval_rewards
+    rewards = model.eval_rewards
     rows = g.unpack(theta)
     for j in range(theta.size):
         i = j // m
         if rewards[i] is None:
             continue
-        exact = _exact_gradient(model.family, rows[i], rewards[i])
+        exact = model.family.reward_gradient(rows[i], rewards[i])
         if exact is not None:
             grads[i, i * m:(i + 1) * m] = exact
             continue
@@ -139,21 +136,10 @@ def alignment_gradients(model: EcosystemModel, theta: np.ndarray, step: float = 
         up[j] += h
         down[j] -= h
         pair = np.stack([g.unpack(up)[i], g.unpack(down)[i]])
-        vals = metrics.expected_reward(model.family, pair, rewards[i])
+        vals = model.family.expected_reward(pair, rewards[i])
         grads[i, j] = (vals[0] - vals[1]) / (2 * h)
     grads[[r is None for r in rewards]] = np.nan
     return grads
-
-
-def _exact_gradient(family, row: np.ndarray, reward) -> np.ndarray | None:
-    if not isinstance(family, Gaussian):
-        table = family.reward_table(reward)
-        return table[:-1] - table[-1]
-    form = reward.quadratic_form()
-    if family.covariance != "fixed" or form is None:
-        return None
-    g, q = form
-    return g - q @ family.mean_cov(row[None])[0][0]
 
 
 @dataclass
@@ -204,7 +190,7 @@ def influence_by_resolving(model: EcosystemModel, point: StablePoint, param: Par
         sp = stable_point(model, graph=param.set(model.graph, v), start=point.rows)
         if not sp.converged:
             raise AnalysisError(f"no stable point at {param.label()} = {v}")
-        out.append(metrics.alignment(model.family, sp.rows, model._eval_rewards))
+        out.append(metrics.alignment(model.family, sp.rows, model.eval_rewards))
     return (out[0] - out[1]) / (2 * step)
 
 
@@ -313,7 +299,7 @@ def analyze(model: EcosystemModel, params: list[Parameter] | None = None) -> Ana
     inf = influence(model, point, params, jac)
     return Analysis(
         point=point, spectral_radius=spectral_radius(jac), observed_rate=observed_rate(model, point),
-        alignment=metrics.alignment(model.family, point.rows, model._eval_rewards),
+        alignment=metrics.alignment(model.family, point.rows, model.eval_rewards),
         influence=inf, backfire=backfire(inf, model.graph),
         jacobian_method="exact" if exact is not None else "numerical",
         curated_models=[p.curated_model(model.graph) for p in inf.parameters],

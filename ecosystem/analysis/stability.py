@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from ecosystem.core.curation import Tilt
+from ecosystem.core import rounds
 from ecosystem.core.families import Gaussian
 from ecosystem.core.model import EcosystemModel
 from ecosystem.core.rounds import RoundKernel
@@ -64,15 +64,10 @@ class RoundMap:
         return self.family.unpack(theta.reshape(self.n_models, -1), self.initial)
 
     def step_rows(self, rows: np.ndarray) -> np.ndarray:
-        """One round (replace retention) on moment rows ``(N, k)``."""
-        k, fam = self.kernel, self.family
-        if self.order == "synchronous":
-            return fam.fit(k.training_mixture(k.node_moments(rows)), self.initial)
-        rows = rows.copy()
-        for i in range(self.n_models):
-            x = k.node_moments(rows, k.ancestors(i))
-            rows[[i]] = fam.fit(k.training_mixture(x, np.array([i])), self.initial[[i]])
-        return rows
+        """One population round from ``rows`` ``(N, k)``, nothing retained (the engine's own
+        :func:`~ecosystem.core.rounds.advance`; retention does not move the stable point)."""
+        start = rounds.RoundState.start(rows, self.initial)
+        return rounds.advance(self.kernel, start, mode="population", order=self.order).rows
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         return self.pack(self.step_rows(self.unpack(theta)))
@@ -137,7 +132,7 @@ def stable_point(model: EcosystemModel, *, graph: nx.DiGraph | None = None, star
 
 def _evaluate(g: RoundMap, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     rows = g.unpack(theta)
-    if isinstance(g.family, Gaussian) or np.all(rows >= 0):
+    if g.family.admissible(rows):
         with np.errstate(all="ignore"):
             f = g(theta) - theta
         if np.all(np.isfinite(f)):
@@ -170,13 +165,10 @@ def numerical_jacobian(g: RoundMap, theta: np.ndarray, step: float) -> np.ndarra
 
 
 def difference_step(g: RoundMap, theta: np.ndarray, j: int, step: float) -> float:
-    """A difference step that keeps categorical probabilities (and the implied last one) positive."""
-    if isinstance(g.family, Gaussian):
-        return step * max(1.0, abs(theta[j]))
-    rows = g.unpack(theta)
-    per_model = rows.shape[1] - 1
-    room = min(rows[j // per_model, j % per_model], rows[j // per_model, -1])
-    return min(step, 0.5 * room) if room > 0 else step
+    """A difference step for free parameter ``j`` of ``theta`` that keeps its model admissible
+    (:meth:`~ecosystem.core.families.Family.difference_step`)."""
+    per_model = theta.size // g.n_models
+    return g.family.difference_step(g.unpack(theta)[j // per_model], j % per_model, theta[j], step)
 
 
 def affine_jacobian(g: RoundMap) -> np.ndarray | None:
@@ -191,7 +183,7 @@ def affine_jacobian(g: RoundMap) -> np.ndarray | None:
     forms = {}
     for c, cur in k.curator_of.items():
         quad = [r.quadratic_form() for r in cur.rewards]
-        if not isinstance(cur.rule, Tilt) or any(f is None for f in quad):
+        if not cur.rule.tilts or any(f is None for f in quad):
             return None
         forms[c] = (cur, quad)
     d, n = fam.dim, g.n_models

@@ -20,12 +20,18 @@ domain, so rewards of any scale neither overflow nor produce NaN; the integral i
 trapezoid rule on a grid in ``s`` (step :data:`GRID_STEP`), which is spectrally
 accurate for this smooth, doubly-decaying integrand. Many models with the same
 curator share ``rho``, and then one round is two matrix products for all of them.
+
+Each rule owns its operators: ``candidates`` (per curated sample), ``choose`` (the
+sampling form), ``h`` (the population operator) with ``prepare`` (its reusable,
+``p``-independent part), and ``tilts`` (whether it is the exponential tilt).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
@@ -45,6 +51,27 @@ class Luce:
 
     K: int = 2
     tau: float = 1.0
+    tilts: ClassVar[bool] = False
+    """Whether the curated distribution is the exponential tilt ``p e^(r/tau) / Z`` (only :class:`Tilt`)."""
+
+    @property
+    def candidates(self) -> int:
+        """Candidates drawn per curated sample in the sampling form."""
+        return self.K
+
+    def prepare(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``p``-independent part of :meth:`h` for rewards ``r`` ``(n,)`` (the Luce basis)."""
+        return None if self.K == 1 else luce_basis(r / self.tau)
+
+    def h(self, p: np.ndarray, r: np.ndarray, prepared: object = None) -> np.ndarray:
+        """Population operator ``H`` ``(N, n)`` for rows ``p`` ``(N, n)`` and rewards ``r`` ``(n,)``;
+        ``prepared``: :meth:`prepare` of ``r``, if at hand."""
+        return luce_h(p, r / self.tau, self.K, prepared)
+
+    def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Index of the kept candidate per row of candidate rewards ``scores`` ``(S, K)``,
+        sampled exactly by the Gumbel-max trick."""
+        return np.argmax(scores / self.tau + rng.gumbel(size=scores.shape), axis=1)
 
 
 @dataclass(frozen=True)
@@ -52,23 +79,50 @@ class BestOfK:
     """Keep the best of ``K`` candidates (ties uniformly)."""
 
     K: int = 2
+    tilts: ClassVar[bool] = False
+
+    @property
+    def candidates(self) -> int:
+        return self.K
+
+    def prepare(self, r: np.ndarray) -> None:
+        return None
+
+    def h(self, p: np.ndarray, r: np.ndarray, prepared: object = None) -> np.ndarray:
+        return best_of_k_h(p, r, self.K)
+
+    def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The highest score per row, ties broken uniformly."""
+        best = scores == scores.max(axis=1, keepdims=True)
+        return np.argmax(best * rng.random(scores.shape), axis=1)
 
 
 @dataclass(frozen=True)
 class Tilt:
     """Exponential tilt by ``exp(r/tau)`` (``K -> infinity``).
 
-    Sampling form: exact draws from the tilted distribution when it is known (a model
-    or source producer; categorical, or Gaussian with linear/quadratic rewards);
+    Sampling form: exact draws from the tilted distribution when the family knows it (a
+    model or source producer; categorical, or Gaussian with linear/quadratic rewards);
     otherwise ``candidates`` candidates picked by Luce choice
     (sampling-importance-resampling), exact as ``candidates -> infinity``.
     """
 
     tau: float = 1.0
     candidates: int = 1000
+    tilts: ClassVar[bool] = True
+
+    def prepare(self, r: np.ndarray) -> None:
+        return None
+
+    def h(self, p: np.ndarray, r: np.ndarray, prepared: object = None) -> np.ndarray:
+        return tilt_h(p, r / self.tau)
+
+    def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.argmax(scores / self.tau + rng.gumbel(size=scores.shape), axis=1)
 
 
 ChoiceRule = Luce | BestOfK | Tilt
+"""A choice rule: ``candidates``, ``tilts``, ``prepare(r)``, ``h(p, r, prepared)`` and ``choose(scores, rng)``."""
 
 
 @dataclass(eq=False)
@@ -100,6 +154,36 @@ class Curator:
             return self.rewards[0]
         return WeightedSum(self.rewards, self.weights, name="+".join(r.name for r in self.rewards))
 
+    def with_rule(self, **changes: float) -> Curator:
+        """The same users with the rule's fields changed, e.g. ``with_rule(K=4)``; raises
+        ``ValueError`` naming a field the rule does not have."""
+        known = {f.name for f in dataclasses.fields(self.rule)}
+        for key in changes:
+            if key not in known:
+                raise ValueError(f"the {type(self.rule).__name__} rule has no {key}")
+        return Curator(dataclasses.replace(self.rule, **changes), self.rewards, self.weights)
+
+    def one_user(self, u: int) -> Curator:
+        """The curator of user type ``u`` alone."""
+        return Curator(self.rule, [self.rewards[u]])
+
+    def h(self, p: np.ndarray, rewards: np.ndarray, prepared: list | None = None) -> np.ndarray:
+        """``E_u[H_{p, r_u}]`` ``(N, n)`` for rows ``p`` ``(N, n)``; ``rewards`` ``(U, n)`` holds ``r_u``
+        per outcome; ``prepared``: the rule's :meth:`prepare` of each row of ``rewards``."""
+        out = None
+        for u, (nu, r) in enumerate(zip(self.weights, rewards, strict=True)):
+            h = self.rule.h(p, r, None if prepared is None else prepared[u])
+            if out is None and nu == 1.0:  # one user type: H itself (0 + 1 * H)
+                out = np.asarray(h, dtype=float)
+            else:
+                out = (np.zeros_like(np.atleast_2d(p), dtype=float) if out is None else out) + nu * h
+        return out
+
+    def curate(self, p: np.ndarray, rewards: np.ndarray, prepared: list | None = None) -> np.ndarray:
+        """Curated distributions ``p H`` ``(N, n)``, renormalised (mass errors grow K-fold per round)."""
+        q = np.atleast_2d(p) * self.h(p, rewards, prepared)
+        return q / q.sum(axis=1, keepdims=True)
+
 
 # --------------------------------------------------------------------------- population
 
@@ -123,7 +207,7 @@ def luce_basis(rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The ``p``-independent part of :func:`luce_h` for scores ``rho`` ``(n,)``: ``(phi, gumbel)``, ``(n, S)``.
 
     It depends on the scores only, so a curator whose rewards do not change can reuse it
-    every round (see :func:`population_h`'s ``bases``).
+    every round (see :meth:`Luce.prepare`).
     """
     rho = np.asarray(rho, dtype=float)
     rho = rho - rho.max()
@@ -179,69 +263,3 @@ def tilt_h(p: np.ndarray, rho: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         log_z = logsumexp(np.log(p) + rho[None, :], axis=1, keepdims=True)
     return np.exp(rho[None, :] - log_z)
-
-
-BASIS_CACHE_BYTES = 256 * 2**20
-"""Memory bound of a ``bases`` cache of :func:`population_h` (cleared when exceeded)."""
-
-
-def population_h(curator: Curator, p: np.ndarray, rewards: np.ndarray, bases: dict | None = None) -> np.ndarray:
-    """``E_u[H_{p, r_u}]`` for rows ``p`` ``(N, n)``; ``rewards`` ``(U, n)`` holds ``r_u`` per outcome.
-
-    ``bases``: a dict kept by the caller across calls, caching Luce bases by score values
-    (the numbers are the same with or without it).
-    """
-    rule = curator.rule
-    out = None
-    for nu, r in zip(curator.weights, rewards, strict=True):
-        if isinstance(rule, Luce):
-            rho = r / rule.tau
-            h = luce_h(p, rho, rule.K, None if bases is None or rule.K == 1 else _cached_basis(bases, rho))
-        elif isinstance(rule, BestOfK):
-            h = best_of_k_h(p, r, rule.K)
-        else:
-            h = tilt_h(p, r / rule.tau)
-        if out is None and nu == 1.0:  # one user type: H itself (0 + 1 * H)
-            out = np.asarray(h, dtype=float)
-        else:
-            out = (np.zeros_like(np.atleast_2d(p), dtype=float) if out is None else out) + nu * h
-    return out
-
-
-def _cached_basis(bases: dict, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    key = np.ascontiguousarray(rho, dtype=float).tobytes()
-    basis = bases.get(key)
-    if basis is None:
-        basis = luce_basis(rho)
-        if sum(a.nbytes + b.nbytes for a, b in bases.values()) + 2 * basis[0].nbytes > BASIS_CACHE_BYTES:
-            bases.clear()
-        bases[key] = basis
-    return basis
-
-
-def curate_distribution(curator: Curator, p: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-    """Curated distributions ``p H`` ``(N, n)``, renormalised (mass errors grow K-fold per round)."""
-    q = np.atleast_2d(p) * population_h(curator, p, rewards)
-    return q / q.sum(axis=1, keepdims=True)
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-def choose(curator: Curator, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Index of the kept candidate per row of candidate rewards ``scores`` ``(S, K)``.
-
-    ``scores`` are the rewards of the user judging that row (already drawn from ``nu``).
-    Luce choice is sampled exactly by the Gumbel-max trick.
-    """
-    rule = curator.rule
-    if isinstance(rule, BestOfK):
-        best = scores == scores.max(axis=1, keepdims=True)
-        return np.argmax(best * rng.random(scores.shape), axis=1)
-    return np.argmax(scores / rule.tau + rng.gumbel(size=scores.shape), axis=1)
-
-
-def candidates_per_sample(curator: Curator) -> int:
-    """How many candidates one curated sample needs in the sampling form."""
-    rule = curator.rule
-    return rule.candidates if isinstance(rule, Tilt) else rule.K

@@ -202,8 +202,7 @@ class Change:
         if isinstance(value, bool) or not ok:
             raise EventError(f"value must be {'an integer >= 1' if field == 'K' else 'a number > 0'}, got {value!r}")
         old = getattr(cur.rule, field)
-        self.graph.nodes[target]["curator"] = dataclasses.replace(
-            cur, rule=dataclasses.replace(cur.rule, **{field: value}))
+        self.graph.nodes[target]["curator"] = cur.with_rule(**{field: value})
         return old, value
 
     def set_K(self, target, value):
@@ -390,7 +389,7 @@ class _Condition:
 def schedule(model, spec: EventSpec) -> None:
     """Register ``spec`` on ``model`` with Mesa's event scheduler."""
     call = _Scheduled(model, spec)
-    model._scripted.append(call)
+    model.scripted.append(call)
     if spec.round < 1:
         raise EventError(f"{spec.describe()}: round must be >= 1")
     if spec.round - 0.5 < model.time:
@@ -405,5 +404,5 @@ def schedule(model, spec: EventSpec) -> None:
 def when(model, condition: Callable, action: Callable, once: bool = True, label: str = "condition") -> None:
     """After every round, if ``condition(model)`` holds, call ``action(model)`` (once, by default)."""
     call = _Condition(model, condition, action, once, label)
-    model._scripted.append(call)
+    model.scripted.append(call)
     model.schedule_recurring(call, Schedule(interval=1, start=model.time + 0.5))

@@ -1,4 +1,4 @@
-"""Model families: how a generative model is stored, sampled and refit.
+"""Model families: how a generative model is stored, sampled, refit, curated and measured.
 
 A model's state is a row of *moments*: the expected sufficient statistics of its
 distribution, so that a training mixture is a weighted sum of rows and the maximum
@@ -11,28 +11,129 @@ likelihood fit is a function of that sum (``fit``):
   ``"diag"`` (off-diagonals dropped) or ``"fixed"`` (mean-only: the covariance stays
   the model's initial one).
 
-All methods are batched over rows: ``(V, k)`` arrays, never one call per model.
+:class:`Family` is the protocol both implement; the engine, the metrics and the analysis
+use nothing else. All methods are batched over rows: ``(V, k)`` arrays, never one call per
+model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+from scipy.special import xlogy
 from scipy.stats import norm, qmc
 
-from ecosystem.core.curation import (
-    BestOfK,
-    Curator,
-    Luce,
-    Tilt,
-    best_of_k_h,
-    luce_h,
-    population_h,
-    tilt_h,
-)
+from ecosystem.core.curation import Curator
 from ecosystem.core.rewards import Reward, Tabular
+
+
+@dataclass(eq=False)
+class Judges:
+    """A curator's users as a family works with them, made once per compiled graph
+    (:meth:`Family.judges`): ``handles[u]`` is user type ``u``'s reward in the family's own
+    form; ``cache`` keeps what the choice rule reuses round after round."""
+
+    curator: Curator
+    handles: list
+    cache: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Family(Protocol):
+    """What a model family provides. ``k = width`` is the length of a moment row; ``V``
+    rows of any nodes, ``N`` rows of models, ``m`` samples.
+
+    Population mode (exact): ``fit``, ``judges``, ``curate``; for the analysis, free
+    parameters (``pack``/``unpack``), their domain and gradients. A continuous family also
+    offers ``transform(rows, matrix, offset)`` (rows of ``A x + b``), used by edge transforms.
+    Sample mode: ``sample``, ``empirical``, ``normalise``, ``judges``, ``scores``,
+    ``tilts_exactly``, ``fit``. Metrics: ``expected_reward``, ``expected_rewards``,
+    ``diversity``, ``drift``, ``pairwise_divergence``; ``points`` for pictures.
+    """
+
+    kind: str
+    """The family's name in scenario files and summaries."""
+
+    @property
+    def width(self) -> int:
+        """``k``, the length of a moment row."""
+
+    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+        """Maximum-likelihood rows ``(N, k)`` from training moments ``(N, k)`` (a mixture of rows
+        or normalised sample statistics); ``initial`` ``(N, k)`` for what the fit keeps fixed."""
+
+    def judges(self, curator: Curator) -> Judges:
+        """``curator``'s users in this family's form (reused for every round of a compiled graph)."""
+
+    def curate(self, judges: Judges, rows: np.ndarray) -> np.ndarray:
+        """Population form of curation: curated rows ``(R, k)`` of producers ``rows`` ``(R, k)``."""
+
+    def pack(self, rows: np.ndarray) -> np.ndarray:
+        """Free parameters ``(N, m)`` of rows ``(N, k)``."""
+
+    def unpack(self, theta: np.ndarray, initial: np.ndarray) -> np.ndarray:
+        """Rows ``(N, k)`` from free parameters ``(N, m)``."""
+
+    def admissible(self, rows: np.ndarray) -> bool:
+        """Whether ``rows`` ``(N, k)`` are distributions of the family (the analysis' domain)."""
+
+    def difference_step(self, row: np.ndarray, j: int, value: float, step: float) -> float:
+        """A finite-difference step for free parameter ``j`` (now ``value``) of the model at
+        ``row`` ``(k,)`` that keeps it admissible; about ``step``."""
+
+    def reward_gradient(self, row: np.ndarray, reward: Reward) -> np.ndarray | None:
+        """``d E_p[r] / d theta`` ``(m,)`` at ``row`` in closed form, or None (then differences)."""
+
+    def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One sample per entry of ``which`` (indices into ``rows`` ``(V, k)``): ``(m, ...)``."""
+
+    def empirical(self, samples: np.ndarray, owner: np.ndarray, n_owners: int,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+        """Summed sufficient statistics per owner, ``(n_owners, k)``."""
+
+    def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Summed statistics ``(N, k)`` divided by their total weight ``(N,)``: moment rows to fit."""
+
+    def scores(self, judges: Judges, user: int, samples: np.ndarray) -> np.ndarray:
+        """Reward ``(m,)`` of ``samples`` for user type ``user``."""
+
+    def tilts_exactly(self, curator: Curator) -> bool:
+        """Whether ``curate`` of a tilt gives the tilted distribution itself (then sample mode
+        draws from it instead of picking among candidates)."""
+
+    def expected_reward(self, rows: np.ndarray, reward: Reward) -> np.ndarray:
+        """``E_p[r]`` ``(V,)`` for every row."""
+
+    def expected_rewards(self, rows: np.ndarray, rewards: list[Reward]) -> np.ndarray:
+        """``E_{p_i}[r_k]`` ``(V, R)`` for every row and reward."""
+
+    def diversity(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Diversity columns ``(V,)``; ``diversity`` is always one of them."""
+
+    def drift(self, rows: np.ndarray, reference: np.ndarray, diversity: dict | None = None) -> np.ndarray:
+        """Distance ``(V,)`` of each row from the reference row ``(k,)`` or rows ``(V, k)``;
+        ``diversity``: this family's :meth:`diversity` of ``rows``, if at hand."""
+
+    def pairwise_divergence(self, rows: np.ndarray) -> float:
+        """Mean pairwise divergence between the rows (homogenisation: lower is more alike)."""
+
+    def points(self, samples: np.ndarray) -> np.ndarray:
+        """Coordinates ``(m, d)`` of samples."""
+
+
+def _sum_plogp(rows: np.ndarray) -> np.ndarray:
+    """``sum_x p log p`` per row (``0 log 0 = 0``), without scipy's slower ``xlogy``."""
+    logs = np.maximum(rows, np.finfo(float).tiny)   # p log p -> 0 as p -> 0
+    np.log(logs, out=logs)
+    return np.einsum("ij,ij->i", rows, logs)
+
+
+def _sqrtm(cov: np.ndarray) -> np.ndarray:
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs * np.sqrt(np.clip(vals, 0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
 
 
 @dataclass(eq=False)
@@ -41,8 +142,6 @@ class Categorical:
 
     coords: np.ndarray
     kind = "categorical"
-    _bases: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    """Luce bases by score values, reused across rounds (see :func:`~ecosystem.core.curation.population_h`)."""
 
     def __post_init__(self) -> None:
         c = np.asarray(self.coords, dtype=float)
@@ -79,10 +178,33 @@ class Categorical:
         """Moment rows from free parameters (the last probability is ``1 - sum``)."""
         return np.concatenate([theta, 1.0 - theta.sum(axis=1, keepdims=True)], axis=1)
 
-    def curate(self, curator: Curator, rows: np.ndarray, tables: np.ndarray) -> np.ndarray:
-        """Population form: curated rows ``p H / sum(p H)`` for producers ``rows`` ``(R, n)``."""
-        q = rows * population_h(curator, rows, tables, self._bases)
-        return q / q.sum(axis=1, keepdims=True)
+    def admissible(self, rows: np.ndarray) -> bool:
+        return bool(np.all(rows >= 0))
+
+    def difference_step(self, row: np.ndarray, j: int, value: float, step: float) -> float:
+        """At most half the room to 0 of the probability and of the implied last one."""
+        room = min(row[j], row[-1])
+        return min(step, 0.5 * room) if room > 0 else step
+
+    def reward_gradient(self, row: np.ndarray, reward: Reward) -> np.ndarray:
+        table = self.reward_table(reward)
+        return table[:-1] - table[-1]
+
+    def judges(self, curator: Curator) -> Judges:
+        """Handles: each user type's reward table ``(n,)``."""
+        return Judges(curator, [self.reward_table(r) for r in curator.rewards])
+
+    def curate(self, judges: Judges, rows: np.ndarray) -> np.ndarray:
+        """Population form: curated rows ``p H / sum(p H)`` for producers ``rows`` ``(R, n)``
+        (the rule's reusable part, e.g. the Luce basis, is made on first use and kept)."""
+        cache = judges.cache
+        if "tables" not in cache:
+            cache["tables"] = np.stack(judges.handles)
+            cache["prepared"] = [judges.curator.rule.prepare(r) for r in cache["tables"]]
+        return judges.curator.curate(rows, cache["tables"], cache["prepared"])
+
+    def tilts_exactly(self, curator: Curator) -> bool:
+        return curator.rule.tilts
 
     def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One outcome index per entry of ``which`` (row index into ``rows`` ``(V, n)``)."""
@@ -100,13 +222,43 @@ class Categorical:
         counts = np.bincount(owner * self.n + samples, weights=weights, minlength=n_owners * self.n)
         return counts.reshape(n_owners, self.n)
 
-    def scores(self, reward_table: np.ndarray, samples: np.ndarray) -> np.ndarray:
-        """Reward of outcome samples, given the table ``(n,)``."""
-        return reward_table[samples]
+    def scores(self, judges: Judges, user: int, samples: np.ndarray) -> np.ndarray:
+        """Reward of outcome samples: a lookup in the user's table."""
+        return judges.handles[user][samples]
 
     def points(self, samples: np.ndarray) -> np.ndarray:
         """Coordinates of samples, ``(m, d)``."""
         return self.coords[samples]
+
+    # -- metrics
+    def expected_reward(self, rows: np.ndarray, reward: Reward) -> np.ndarray:
+        return rows @ self.reward_table(reward)
+
+    def expected_rewards(self, rows: np.ndarray, rewards: list[Reward]) -> np.ndarray:
+        return rows @ np.stack([self.reward_table(r) for r in rewards], axis=1)
+
+    def diversity(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``diversity``: the entropy in nats."""
+        return {"diversity": -_sum_plogp(rows)}
+
+    def drift(self, rows: np.ndarray, reference: np.ndarray, diversity: dict | None = None) -> np.ndarray:
+        """``KL(p || p_ref)`` in nats."""
+        reference = np.atleast_2d(reference)
+        if len(reference) == 1 and np.all(reference > 0):
+            neg_entropy = _sum_plogp(rows) if diversity is None else -diversity["diversity"]
+            return neg_entropy - rows @ np.log(reference[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sum(xlogy(rows, rows) - xlogy(rows, reference), axis=1)
+
+    def pairwise_divergence(self, rows: np.ndarray) -> float:
+        """Mean squared Hellinger distance, in O(N) through
+        ``sum_{i != j} |a_i - a_j|^2 = 2 N sum_i |a_i|^2 - 2 |sum_i a_i|^2`` with ``a = sqrt(p)``."""
+        n = len(rows)
+        if n < 2:
+            return 0.0
+        rows = rows if rows.min() >= 0 else np.clip(rows, 0, None)
+        total = 2 * n * rows.sum() - 2 * np.sum(np.sqrt(rows).sum(axis=0) ** 2)   # sum sqrt(p)^2 = sum p
+        return float(0.5 * total / (n * (n - 1)))
 
 
 @dataclass(eq=False)
@@ -192,12 +344,35 @@ class Gaussian:
             cov[:, iu[1], iu[0]] = theta[:, d:]
         return self.moments(mean, cov)
 
+    def admissible(self, rows: np.ndarray) -> bool:
+        return True
+
+    def difference_step(self, row: np.ndarray, j: int, value: float, step: float) -> float:
+        """Relative to the parameter's size."""
+        return step * max(1.0, abs(value))
+
+    def reward_gradient(self, row: np.ndarray, reward: Reward) -> np.ndarray | None:
+        """``g - Q mu`` for a mean-only model and a quadratic reward; None otherwise."""
+        form = reward.quadratic_form()
+        if self.covariance != "fixed" or form is None:
+            return None
+        g, q = form
+        return g - q @ self.mean_cov(row[None])[0][0]
+
     def _roots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, cov = self.mean_cov(rows)
         vals, vecs = np.linalg.eigh(cov)
         return mean, vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]
 
-    def curate(self, curator: Curator, rows: np.ndarray, tables: None = None) -> np.ndarray:
+    def judges(self, curator: Curator) -> Judges:
+        """Handles: the rewards themselves (evaluated at points)."""
+        return Judges(curator, list(curator.rewards))
+
+    def tilts_exactly(self, curator: Curator) -> bool:
+        """Tilts of linear or quadratic rewards are Gaussians in closed form."""
+        return curator.rule.tilts and all(r.quadratic_form() is not None for r in curator.rewards)
+
+    def curate(self, judges: Judges, rows: np.ndarray) -> np.ndarray:
         """Population form of curation for producer rows ``(R, k)``.
 
         Tilts of linear or quadratic rewards are closed-form Gaussians (precision
@@ -207,14 +382,15 @@ class Gaussian:
         ``mu + S^{1/2} z`` (their ``H <= K`` keeps the curated mass where the nodes are) and
         return the curated nodes' first two moments.
         """
-        forms = [r.quadratic_form() for r in curator.rewards]
-        if isinstance(curator.rule, Tilt) and all(f is not None for f in forms):
+        curator = judges.curator
+        rule = curator.rule
+        if self.tilts_exactly(curator):
             out = np.zeros_like(rows)
-            for nu, (g, q) in zip(curator.weights, forms, strict=True):
-                out += nu * self._tilt_closed_form(rows, g / curator.rule.tau, q / curator.rule.tau)
+            for nu, (g, q) in zip(curator.weights, [r.quadratic_form() for r in curator.rewards], strict=True):
+                out += nu * self._tilt_closed_form(rows, g / rule.tau, q / rule.tau)
             return out
-        if isinstance(curator.rule, Tilt):
-            return sum(nu * self._tilt_adaptive(rows, reward, curator.rule.tau)
+        if rule.tilts:
+            return sum(nu * self._tilt_adaptive(rows, reward, rule.tau)
                        for nu, reward in zip(curator.weights, curator.rewards, strict=True))
         mean, root = self._roots(rows)
         out = np.empty_like(rows)
@@ -223,13 +399,7 @@ class Gaussian:
             x = mean[i] + self._nodes @ root[i].T
             h = np.zeros(self.quadrature_points)
             for nu, reward in zip(curator.weights, curator.rewards, strict=True):
-                r = reward(x)
-                if isinstance(curator.rule, Luce):
-                    h += nu * luce_h(uniform, r / curator.rule.tau, curator.rule.K)[0]
-                elif isinstance(curator.rule, BestOfK):
-                    h += nu * best_of_k_h(uniform, r, curator.rule.K)[0]
-                else:
-                    h += nu * tilt_h(uniform, r / curator.rule.tau)[0]
+                h += nu * rule.h(uniform, reward(x))[0]
             out[i] = self._weighted_moments(x, h / h.sum())
         return out
 
@@ -329,11 +499,55 @@ class Gaussian:
             rows = self.moments(mean, cov * factor)
         return rows
 
-    def scores(self, reward: Reward, samples: np.ndarray) -> np.ndarray:
-        return reward(samples)
+    def scores(self, judges: Judges, user: int, samples: np.ndarray) -> np.ndarray:
+        return judges.handles[user](samples)
 
     def points(self, samples: np.ndarray) -> np.ndarray:
         return samples
 
+    # -- metrics
+    def expected_reward(self, rows: np.ndarray, reward: Reward) -> np.ndarray:
+        """``E r(x) = r(mu) - tr(Q S) / 2`` for a quadratic reward with Hessian ``-Q``; otherwise the
+        mean over the fixed quasi-Monte-Carlo nodes."""
+        mean, cov = self.mean_cov(rows)
+        form = reward.quadratic_form()
+        if form is not None:
+            return reward(mean) - 0.5 * np.einsum("ij,vji->v", form[1], cov)
+        mean, root = self._roots(rows)
+        return np.array([reward(m + self._nodes @ r.T).mean() for m, r in zip(mean, root, strict=True)])
 
-Family = Categorical | Gaussian
+    def expected_rewards(self, rows: np.ndarray, rewards: list[Reward]) -> np.ndarray:
+        return np.stack([self.expected_reward(rows, r) for r in rewards], axis=1)
+
+    def diversity(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``diversity``: the total variance ``tr S``; ``log_det``: ``log det S`` (-inf if singular)."""
+        _, cov = self.mean_cov(rows)
+        sign, logdet = np.linalg.slogdet(cov)
+        return {
+            "diversity": np.trace(cov, axis1=1, axis2=2),
+            "log_det": np.where(sign > 0, logdet, -np.inf),
+        }
+
+    def drift(self, rows: np.ndarray, reference: np.ndarray, diversity: dict | None = None) -> np.ndarray:
+        """The 2-Wasserstein distance from the reference Gaussian(s)."""
+        reference = np.atleast_2d(reference)
+        mean, cov = self.mean_cov(rows)
+        ref_mean, ref_cov = self.mean_cov(reference)
+        root = _sqrtm(ref_cov)
+        cross = _sqrtm(root @ cov @ root)
+        w2 = np.sum((mean - ref_mean) ** 2, axis=1) + np.trace(
+            cov + ref_cov - 2 * cross, axis1=1, axis2=2
+        )
+        return np.sqrt(np.clip(w2, 0.0, None))
+
+    def pairwise_divergence(self, rows: np.ndarray) -> float:
+        """Mean of ``|mu_i - mu_j|^2 + |S_i^1/2 - S_j^1/2|_F^2`` over pairs (W2^2 when the
+        covariances commute), in O(N) as for categorical models."""
+        n = len(rows)
+        if n < 2:
+            return 0.0
+        mean, cov = self.mean_cov(rows)
+        a = np.concatenate([mean, _sqrtm(cov).reshape(n, -1)], axis=1)
+        total = 2 * n * np.sum(a * a) - 2 * np.sum(a.sum(axis=0) ** 2)
+        return float(total / (n * (n - 1)))
+

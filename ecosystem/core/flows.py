@@ -140,3 +140,15 @@ def set_share(graph: nx.DiGraph, model: object, kinds: tuple[str, ...], value: f
 def set_curation_ratio(graph: nx.DiGraph, model: object, value: float) -> None:
     """Set ``lambda_i`` of ``model``; its other inputs absorb the change proportionally."""
     set_share(graph, model, ("curator",), value)
+
+
+def users_reward(graph: nx.DiGraph, model: object):
+    """The reward ``model``'s users hold: its ``eval_reward``, else its curator's preference
+    (None: the model has no users)."""
+    own = graph.nodes[model].get("eval_reward")
+    if own is not None:
+        return own
+    for c in graph.successors(model):
+        if kind(graph, c) == "curator":
+            return graph.nodes[c]["curator"].preference
+    return None

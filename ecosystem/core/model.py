@@ -1,41 +1,39 @@
-"""``EcosystemModel``: a Mesa model in which one step is one retraining round."""
+"""``EcosystemModel``: a Mesa model in which one step is one retraining round.
+
+A thin Mesa shell over :mod:`ecosystem.core.rounds`: the round is ``rounds.advance``
+on a :class:`~ecosystem.core.rounds.RoundState`; this class places the agents on the
+data-flow graph, applies scripted changes, measures (:func:`ecosystem.core.metrics.measure`)
+and collects.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
 
 import networkx as nx
 import numpy as np
 import pandas as pd
-from mesa import DataCollector, Model
+from mesa import Model
 from mesa.discrete_space import Cell, Network
 
 from ecosystem.core import events as events_mod
-from ecosystem.core import flows, metrics
+from ecosystem.core import flows, metrics, rounds
 from ecosystem.core.agents import CuratorAgent, DataSourceAgent, GenerativeModelAgent
-from ecosystem.core.families import Family, Gaussian
+from ecosystem.core.collection import Collector, ecosystem_reporter
+from ecosystem.core.families import Family
+from ecosystem.core.metrics import AGENT_COLUMNS, ECOSYSTEM_COLUMNS, METRICS
 from ecosystem.core.rewards import Reward
-from ecosystem.core.rounds import RETENTIONS, RoundKernel
 
 MODES = ("population", "sample")
 ORDERS = ("synchronous", "sequential")
-ECOSYSTEM_COLUMNS = (
-    "mean_alignment", "min_alignment", "mean_diversity", "pairwise_divergence",
-    "mean_drift", "max_change",
-)
-AGENT_COLUMNS = ("alignment", "diversity", "drift", "change", "curation_ratio")
-METRICS = ("alignment", "diversity", "drift", "change", "pairwise_divergence", "cross_alignment")
-"""What a run can measure each round (all by default); a metric left out is NaN in its
-columns (and in the ecosystem columns made from it), and ``cross_alignment`` is the
-model x reward table."""
+__all__ = ["AGENT_COLUMNS", "ECOSYSTEM_COLUMNS", "METRICS", "MODES", "ORDERS", "EcosystemModel"]
 
 
 class EcosystemModel(Model):
     """Models and curators as agents on a data-flow graph; ``step()`` = one round.
 
     Args:
-        graph: a data-flow graph (see :mod:`ecosystem.flows`); node attributes give
+        graph: a data-flow graph (see :mod:`ecosystem.core.flows`); node attributes give
             each model's initial ``moments``, ``sample_size`` (default 1000),
             ``retention`` (``replace``, ``accumulate`` or ``subsample``) and optional
             ``eval_reward``.
@@ -48,8 +46,10 @@ class EcosystemModel(Model):
             first source; without sources, each model's initial distribution).
         rng: seed or numpy Generator; every random draw of the run comes from it.
         builder: turns event values (distributions, rewards, curator tables) into
-            objects; given by :class:`~ecosystem.formats.scenario.Scenario` (needed only for events
-            that add models or curators, set rewards or real data).
+            objects; given by :class:`~ecosystem.formats.scenario.Scenario` (needed only for
+            events that add models or curators, set rewards or real data).
+        metrics: what is measured each round (see :data:`METRICS`).
+        events: scripted events (:class:`~ecosystem.core.events.EventSpec`) to schedule.
     """
 
     def __init__(
@@ -63,49 +63,42 @@ class EcosystemModel(Model):
         reference: object | None = None,
         rng: int | np.random.Generator | None = None,
         builder=None,
-        metrics: tuple[str, ...] = METRICS,
+        metrics: Sequence[str] = METRICS,
         events: Sequence[events_mod.EventSpec] = (),
     ) -> None:
         super().__init__(rng=rng)
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"unknown metric {unknown[0]!r} (metrics: {', '.join(METRICS)})")
-        self.metrics = frozenset(metrics)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
         flows.validate(graph, family.kind, getattr(family, "dim", None))
+        self.metrics = frozenset(metrics)
         self.graph, self.family, self.mode, self.order = graph, family, mode, order
         self.rewards = dict(rewards or {})
         self.builder = builder
-        self.kernel = RoundKernel(graph, family)
-        names = self.kernel.models
-        self.state = np.stack([np.asarray(graph.nodes[m]["moments"], dtype=float) for m in names])
-        self.initial = self.state.copy()
-        self._accumulated = np.zeros_like(self.state)
-        self._accumulated_weight = np.zeros(len(names))
-        self._reservoir: tuple[np.ndarray, np.ndarray] | None = None
-        self._seen = np.zeros(len(names))
-        self._read_model_attributes()
+        self.kernel = rounds.RoundKernel(graph, family)
+        self.round_state = rounds.RoundState.start(self._fresh_rows(self.kernel.models))
         sources = flows.nodes_of(graph, "source")
-        ref = reference if reference is not None else (sources[0] if sources else None)
-        self._reference_source = ref
-        self.reference = self.initial if ref is None else np.asarray(graph.nodes[ref]["moments"], dtype=float)
+        self._reference_source = reference if reference is not None else (sources[0] if sources else None)
+        self._set_reference()
         self.event_log: list[dict] = []
-        self._scripted: list = []
+        self.scripted: list = []
+        """Scripted calls registered with Mesa's event scheduler (kept alive here)."""
 
         skeleton = nx.DiGraph()
         skeleton.add_nodes_from(graph.nodes)
         skeleton.add_edges_from(graph.edges)
         self.grid = Network(skeleton, layout=None, random=self.random)
-        self.model_agents = [GenerativeModelAgent(self, m, i) for i, m in enumerate(names)]
+        self.model_agents = [GenerativeModelAgent(self, m, i) for i, m in enumerate(self.kernel.models)]
         for v in graph.nodes:
             self._new_agent(v)
-        self._set_eval_rewards()
+        self._compile_measures()
 
-        self.datacollector = _Collector(
-            model_reporters={"step": "steps", **{c: _ecosystem_reporter(c) for c in ECOSYSTEM_COLUMNS}},
+        self.datacollector = Collector(
+            model_reporters={"step": "steps", **{c: ecosystem_reporter(c) for c in ECOSYSTEM_COLUMNS}},
             agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in AGENT_COLUMNS}}},
         )
         self._cross_rounds: list[tuple[int, list, np.ndarray]] = []   # (step, model names, (N, R) table)
@@ -114,26 +107,36 @@ class EcosystemModel(Model):
         for spec in events:
             events_mod.schedule(self, spec)
 
-    # ------------------------------------------------------------------ structure
-    def _users_reward(self, model: object) -> Reward | None:
-        """Reward that model's users hold: its ``eval_reward``, else its curator's preference."""
-        own = self.graph.nodes[model].get("eval_reward")
-        if own is not None:
-            return own
-        for c in self.graph.successors(model):
-            if flows.kind(self.graph, c) == "curator":
-                return self.graph.nodes[c]["curator"].preference
-        return None
+    @property
+    def state(self) -> np.ndarray:
+        """The models' moment rows ``(N, k)`` (:attr:`round_state`'s ``rows``)."""
+        return self.round_state.rows
 
-    def _set_eval_rewards(self) -> None:
-        """Each model's users' reward and, per model, where ``_measure`` reads its alignment:
-        the column of that reward in the model x reward table (-1: not a named reward), the
-        mask of those models, and the rewards to evaluate apart (set on (re)compiling)."""
-        self._eval_rewards = [self._users_reward(m) for m in self.kernel.models]
-        column = {id(r): k for k, r in enumerate(self.rewards.values())}
-        own = np.array([column.get(id(r), -1) for r in self._eval_rewards], dtype=np.int64)
-        rest = [None if k >= 0 else r for r, k in zip(self._eval_rewards, own, strict=True)]
-        self._alignment_columns = (own, own >= 0, rest)
+    @property
+    def initial(self) -> np.ndarray:
+        """The models' initial rows ``(N, k)``."""
+        return self.round_state.initial
+
+    # ------------------------------------------------------------------ structure
+    def _compile_measures(self) -> None:
+        """Each model's users' reward (:attr:`eval_rewards`), where its alignment is read, and
+        the curation ratios the collector reports (the graph changes only through recompile())."""
+        self.eval_rewards: list[Reward | None] = [flows.users_reward(self.graph, m) for m in self.kernel.models]
+        """Model ``i``'s users' reward: its ``eval_reward``, else its curator's preference (None: no users)."""
+        self._evaluation = metrics.Evaluation.of(self.eval_rewards, self.rewards)
+        self.curation_ratios = np.array([flows.curation_ratio(self.graph, m) for m in self.kernel.models])
+
+    def _fresh_rows(self, names: list) -> np.ndarray:
+        return np.stack([np.asarray(self.graph.nodes[m]["moments"], dtype=float) for m in names])
+
+    def _set_reference(self) -> None:
+        """Drift is measured from the reference source's rows (kept if an event removed it), or
+        from each model's initial row ``(N, k)``."""
+        ref = self._reference_source
+        if ref is None:
+            self.reference = self.initial
+        elif ref in self.graph:
+            self.reference = np.asarray(self.graph.nodes[ref]["moments"], dtype=float)
 
     def _new_agent(self, v: object) -> None:
         k = flows.kind(self.graph, v)
@@ -141,16 +144,6 @@ class EcosystemModel(Model):
             CuratorAgent(self, v)
         elif k in ("source", "pool"):
             DataSourceAgent(self, v)
-
-    def _read_model_attributes(self) -> None:
-        names, attr = self.kernel.models, self.graph.nodes
-        self.sample_size = np.array([int(attr[m].get("sample_size", 1000)) for m in names])
-        self.retention = np.array([attr[m].get("retention", "replace") for m in names])
-        for m, r in zip(names, self.retention, strict=True):
-            if r not in RETENTIONS:
-                raise flows.FlowError(f"model '{m}': retention must be one of {', '.join(RETENTIONS)}, not {r!r}")
-        # the collector reads these every round; the graph changes only through recompile()
-        self.curation_ratios = np.array([flows.curation_ratio(self.graph, m) for m in names])
 
     def index_of(self, model: object) -> int:
         """Row of ``model`` in :attr:`state`."""
@@ -168,40 +161,19 @@ class EcosystemModel(Model):
         """
         flows.validate(self.graph, self.family.kind, getattr(self.family, "dim", None))
         old_names, old_index = list(self.kernel.models), dict(self.kernel.index)
-        self.kernel = RoundKernel(self.graph, self.family)
+        self.kernel = rounds.RoundKernel(self.graph, self.family)
         names = self.kernel.models
         if names != old_names:
-            self._reindex(old_names, old_index, names)
-        self._read_model_attributes()
-        if self._reference_source is not None and self._reference_source in self.graph:
-            self.reference = np.asarray(self.graph.nodes[self._reference_source]["moments"], dtype=float)
-        self._set_eval_rewards()
+            keep = [m for m in names if m in old_index]
+            self.round_state = self.round_state.reindexed(
+                np.array([old_index[m] for m in keep], dtype=np.int64),
+                np.array([names.index(m) for m in keep], dtype=np.int64), self._fresh_rows(names))
+            self._reindex_agents(names)
+        self._set_reference()
+        self._compile_measures()
 
-    def _reindex(self, old_names: list, old_index: dict, names: list) -> None:
-        """Carry per-model arrays, agents and the grid over to a new list of models."""
-        keep = [m for m in names if m in old_index]
-        rows = np.array([old_index[m] for m in keep], dtype=np.int64)
-        new_rows = np.array([names.index(m) for m in keep], dtype=np.int64)
-
-        def carry(array: np.ndarray, fresh) -> np.ndarray:
-            out = np.stack([fresh(m) for m in names]) if array.ndim > 1 else np.array([fresh(m) for m in names])
-            out[new_rows] = array[rows]
-            return out
-
-        moments = lambda m: np.asarray(self.graph.nodes[m]["moments"], dtype=float)  # noqa: E731
-        self.state = carry(self.state, moments)
-        self.initial = carry(self.initial, moments)
-        self._accumulated = carry(self._accumulated, lambda m: np.zeros(self.state.shape[1]))
-        self._accumulated_weight = carry(self._accumulated_weight, lambda m: 0.0)
-        self._seen = carry(self._seen, lambda m: 0.0)
-        if self.reference.ndim == 2:
-            self.reference = self.initial
-        if self._reservoir is not None:
-            kept, owner = self._reservoir
-            remap = np.full(len(old_names), -1)
-            remap[rows] = new_rows
-            alive = remap[owner] >= 0
-            self._reservoir = (kept[alive], remap[owner[alive]])
+    def _reindex_agents(self, names: list) -> None:
+        """Carry agents and the grid over to a new list of models."""
         for name in [v for v in self.grid.G.nodes if v not in self.graph]:
             for agent in list(self.grid[name].agents):
                 agent.remove()
@@ -257,124 +229,16 @@ class EcosystemModel(Model):
 
     # ------------------------------------------------------------------ dynamics
     def step(self) -> None:
-        """One retraining round: generate, curate, retrain; then measure and collect."""
-        old = self.state   # a synchronous update replaces the state array; a sequential one works on a copy
-        if self.order == "synchronous":
-            groups = [np.arange(len(self.state))]
-        else:
-            self.state = old.copy()
-            groups = [np.array([i]) for i in range(len(self.state))]
-        for models in groups:
-            if self.mode == "population":
-                self._population_update(models)
-            else:
-                self._sample_update(models)
+        """One retraining round (:func:`ecosystem.core.rounds.advance`); then measure and collect."""
+        old = self.state
+        self.round_state = rounds.advance(self.kernel, self.round_state, mode=self.mode, order=self.order,
+                                          rng=self.rng)
         self._measure(old)
         self._collect()
 
-    def _population_update(self, models: np.ndarray) -> None:
-        levels = None if len(models) == len(self.state) else self.kernel.ancestors(int(models[0]))
-        x = self.kernel.node_moments(self.state, levels, reuse=True)
-        mix = self.kernel.training_mixture(x, None if levels is None else models)
-        keep = self.retention[models] != "replace"
-        self._accumulated[models[keep]] += mix[keep]
-        self._accumulated_weight[models[keep]] += 1.0
-        mix[keep] = self._accumulated[models[keep]] / self._accumulated_weight[models[keep], None]
-        initial = self.initial if len(models) == len(self.state) else self.initial[models]
-        self._set_rows(models, self.family.fit(mix, initial))
-
-    def _set_rows(self, models: np.ndarray, rows: np.ndarray) -> None:
-        """New rows for ``models``; all of them replace the state array (the old one is kept)."""
-        if len(models) == len(self.state):
-            self.state = rows
-        else:
-            self.state[models] = rows
-
-    def _sample_update(self, models: np.ndarray) -> None:
-        n = len(self.state)
-        x = self.kernel.fixed.copy()
-        x[:n] = self.state
-        samples, owner = self.kernel.training_samples(
-            x, self.sample_size, self.rng, None if len(models) == n else models
-        )
-        stats = self.family.empirical(samples, owner, n)[models]
-        weight = self.sample_size[models].astype(float)
-        rows = self.family.normalise(stats, weight)
-        acc = self.retention[models] == "accumulate"
-        if acc.any():
-            self._accumulated[models[acc]] += stats[acc]
-            self._accumulated_weight[models[acc]] += weight[acc]
-            rows[acc] = self.family.normalise(
-                self._accumulated[models[acc]], self._accumulated_weight[models[acc]]
-            )
-        sub = self.retention[models] == "subsample"
-        if sub.any():
-            rows[sub] = self._subsample(models[sub], samples, owner)
-        self._set_rows(models, self.family.fit(rows, self.initial[models]))
-
-    def _subsample(self, models: np.ndarray, samples: np.ndarray, owner: np.ndarray) -> np.ndarray:
-        """Fit rows from a size-M uniform reservoir over all data each model has seen."""
-        n = len(self.state)
-        if self._reservoir is None:
-            self._reservoir = (np.empty((0, *samples.shape[1:]), samples.dtype), np.empty(0, np.int64))
-            self._seen = np.zeros(n)
-        kept, kept_owner = self._reservoir
-        keep_mask = ~np.isin(kept_owner, models)
-        first = self._seen[models] == 0
-        new_parts, new_owner = [kept[keep_mask]], [kept_owner[keep_mask]]
-        order = np.argsort(owner, kind="stable")
-        samples, owner = samples[order], owner[order]
-        start = np.searchsorted(owner, np.arange(n))
-        for_model = np.isin(owner, models[first])
-        new_parts.append(samples[for_model])
-        new_owner.append(owner[for_model])
-        old = np.isin(kept_owner, models[~first])
-        if old.any():
-            o = kept_owner[old]
-            size = self.sample_size[o]
-            replace = self.rng.random(old.sum()) < size / (self._seen[o] + size)
-            pick = start[o] + self.rng.integers(0, size)
-            values = kept[old].copy()
-            values[replace] = samples[pick[replace]]
-            new_parts.append(values)
-            new_owner.append(o)
-        self._seen[models] += self.sample_size[models]
-        kept, kept_owner = np.concatenate(new_parts), np.concatenate(new_owner)
-        self._reservoir = (kept, kept_owner)
-        stats = self.family.empirical(kept, kept_owner, n)[models]
-        return self.family.normalise(stats, self.sample_size[models].astype(float))
-
-    # ------------------------------------------------------------------ measurement
     def _measure(self, old: np.ndarray) -> None:
-        fam, rows, want = self.family, self.state, self.metrics
-        missing = np.full(len(rows), np.nan)
-        named = list(self.rewards.values())
-        cross = metrics.cross_alignment(fam, rows, named) if "cross_alignment" in want else None
-        m = {"alignment": missing, "diversity": missing, "drift": missing, "change": missing, "cross": cross}
-        if "alignment" in want and cross is None:
-            m["alignment"] = metrics.alignment(fam, rows, self._eval_rewards)
-        elif "alignment" in want:
-            # a model whose users hold a named reward: its alignment is a column of the cross table
-            own, from_cross, rest = self._alignment_columns
-            m["alignment"] = metrics.alignment(fam, rows, rest) if not from_cross.all() else missing.copy()
-            m["alignment"][from_cross] = cross[from_cross, own[from_cross]]
-        if "diversity" in want:
-            m.update(metrics.diversity(fam, rows))
-        if "drift" in want:
-            m["drift"] = metrics.drift(fam, rows, self.reference, m["diversity"] if "diversity" in want else None)
-        if "change" in want:
-            m["change"] = metrics.relative_change(rows, old)
-        defined = m["alignment"][~np.isnan(m["alignment"])]
-        self.ecosystem = {
-            "mean_alignment": float(defined.mean()) if defined.size else float("nan"),
-            "min_alignment": float(defined.min()) if defined.size else float("nan"),
-            "mean_diversity": float(m["diversity"].mean()),
-            "pairwise_divergence": (metrics.pairwise_divergence(fam, rows) if "pairwise_divergence" in want
-                                    else float("nan")),
-            "mean_drift": float(m["drift"].mean()),
-            "max_change": float(m["change"].max()),
-        }
-        self.measures = m
+        self.measures, self.ecosystem = metrics.measure(self.family, self.state, old, self._evaluation,
+                                                        self.rewards, self.reference, self.metrics)
 
     def _collect(self) -> None:
         self.datacollector.collect(self)
@@ -412,35 +276,6 @@ class EcosystemModel(Model):
 
     def gaussian_parameters(self) -> tuple[np.ndarray, np.ndarray]:
         """Means ``(N, d)`` and covariances ``(N, d, d)`` of all models (Gaussian family)."""
-        if not isinstance(self.family, Gaussian):
+        if not hasattr(self.family, "mean_cov"):
             raise TypeError("gaussian_parameters needs the gaussian family")
         return self.family.mean_cov(self.state)
-
-
-class _Collector(DataCollector):
-    """Mesa's :class:`DataCollector`; while the model agents' reporters are the default ones,
-    their records are read from the model's metric arrays in one pass (the same records
-    as calling each agent's properties, without thousands of Python calls per round)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._default = dict(self.agenttype_reporters.get(GenerativeModelAgent, {}))
-
-    def _record_agenttype(self, model, agent_type):
-        if (agent_type is not GenerativeModelAgent or self.agenttype_reporters[agent_type] != self._default
-                or agent_type not in model.agent_types):
-            return super()._record_agenttype(model, agent_type)
-        agents = list(model.agents_by_type[agent_type])
-        rows = np.fromiter((a.index for a in agents), dtype=np.int64, count=len(agents))
-        columns = [(model.curation_ratios if c == "curation_ratio" else model.measures[c])[rows].tolist()
-                   for c in AGENT_COLUMNS]
-        return zip(repeat(model.time), (a.unique_id for a in agents), (a.name for a in agents), *columns,
-                   strict=False)
-
-
-def _ecosystem_reporter(column: str):
-    def report(model: EcosystemModel) -> float:
-        return model.ecosystem[column]
-
-    report.__name__ = column
-    return report

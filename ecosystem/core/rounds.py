@@ -1,8 +1,10 @@
 """One retraining round, batched over all models: generate, curate, mix, refit.
 
-:class:`RoundKernel` compiles a validated data-flow graph into arrays once
-(node index, sparse mixing matrices, curator groups) and then runs a round as a few
-array operations whatever the number of models:
+The round is a function of a state: :func:`advance` maps a :class:`RoundState` (model rows,
+retention accumulators, reservoirs) to the next one. :class:`RoundKernel` is the
+data-flow graph compiled into arrays once (node index, sparse mixing matrices, curator
+groups, per-model sample size and retention), so that a round is a few array operations
+whatever the number of models:
 
 - *population* mode (infinite samples, exact): moment rows of every node, curated
   rows by the population operator (one call per distinct curator, all its producers
@@ -11,20 +13,24 @@ array operations whatever the number of models:
   slots are resolved level by level (pools pick a component, curators draw K
   candidates and keep one) with all slots of a level drawn in one call.
 
-Rows ``0..N-1`` of the node arrays are the models, in graph order.
+Rows ``0..N-1`` of the node arrays are the models, in graph order. The engine
+(:class:`~ecosystem.core.model.EcosystemModel`) and the analysis
+(:class:`~ecosystem.analysis.stability.RoundMap`) both call :func:`advance`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from ecosystem.core.curation import Curator, Tilt, candidates_per_sample, choose
-from ecosystem.core.families import Categorical, Family
+from ecosystem.core.curation import Curator
+from ecosystem.core.families import Family, Judges
 from ecosystem.core.flows import kind, nodes_of, producer
+from ecosystem.errors import FlowError
 
 RETENTIONS = ("replace", "accumulate", "subsample")
 
@@ -98,23 +104,28 @@ class RoundKernel:
         for cur, members in self._groups(sorted(self.curator_of)).values():
             self._group_of[members] = len(self._group_curator)
             self._group_curator.append(cur)
-        self._tables: dict[int, tuple[Curator, np.ndarray]] = {}
+        self._judges: dict[int, Judges] = {}
         self._fixed_rows = np.flatnonzero(~np.isin(self.kind, ("model", "curator", "pool")))
         self._buffer: np.ndarray | None = None
         self._ancestors: dict[int, list[list[int]]] = {}
         self._plans: dict[tuple[int, ...], tuple] = {}
         self._graph = graph
+        attrs = graph.nodes
+        self.sample_size = np.array([int(attrs[m].get("sample_size", 1000)) for m in self.models])
+        """Training samples per round of each model ``(N,)`` (sample mode)."""
+        self.retention = np.array([attrs[m].get("retention", "replace") for m in self.models])
+        """Each model's retention ``(N,)``: ``replace``, ``accumulate`` or ``subsample``."""
+        for m, r in zip(self.models, self.retention, strict=True):
+            if r not in RETENTIONS:
+                raise FlowError(f"model '{m}': retention must be one of {', '.join(RETENTIONS)}, not {r!r}")
 
     # ----------------------------------------------------------------- shared helpers
-    def reward_handles(self, curator: Curator) -> list:
-        """Per user type: the reward table ``(n,)`` (categorical) or the reward itself."""
-        if not isinstance(self.family, Categorical):
-            return list(curator.rewards)
-        cached = self._tables.get(id(curator))
-        if cached is None or cached[0] is not curator:         # the object is kept: ids stay unique
-            cached = (curator, np.stack([self.family.reward_table(r) for r in curator.rewards]))
-            self._tables[id(curator)] = cached
-        return list(cached[1])
+    def judges(self, curator: Curator) -> Judges:
+        """The family's :class:`~ecosystem.core.families.Judges` of ``curator``, made once."""
+        judges = self._judges.get(id(curator))
+        if judges is None:                  # the curator is kept in it: ids stay unique
+            judges = self._judges[id(curator)] = self.family.judges(curator)
+        return judges
 
     def _groups(self, idx: list[int]) -> dict[int, tuple[Curator, list[int]]]:
         """Curator node indices grouped by their :class:`Curator` object."""
@@ -154,9 +165,7 @@ class RoundKernel:
             if pools:
                 x[pools] = self.pool_mixing[pools] @ x
             for cur, members, producers in groups:
-                handles = self.reward_handles(cur)
-                tables = np.stack(handles) if isinstance(self.family, Categorical) else None
-                x[members] = self.family.curate(cur, x[producers], tables)
+                x[members] = self.family.curate(self.judges(cur), x[producers])
         return x
 
     def _level_plan(self, level: list[int]) -> tuple[list[int], list[tuple[Curator, list[int], np.ndarray]]]:
@@ -245,42 +254,38 @@ class RoundKernel:
 
     def _exact_tilt(self, cur: Curator, producers: np.ndarray) -> bool:
         """Tilts are sampled exactly when the producer's distribution is at hand (a model
-        or source) and the tilted distribution is known: always for categorical models,
-        for Gaussians when every reward is linear or quadratic."""
-        if not isinstance(cur.rule, Tilt) or not np.isin(self.kind[producers], ("model", "source")).all():
-            return False
-        return isinstance(self.family, Categorical) or all(r.quadratic_form() is not None for r in cur.rewards)
+        or source) and the family knows the tilted distribution."""
+        return (self.family.tilts_exactly(cur) and np.isin(self.kind[producers], ("model", "source")).all())
 
     def _curated_draw(self, cur: Curator, x: np.ndarray, producers: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
         if self._exact_tilt(cur, producers):
             users = self._users(cur, len(producers), rng)
             out = None
-            for u, reward in enumerate(cur.rewards):
+            for u in range(len(cur.rewards)):
                 mask = users == u
                 if not mask.any():
                     continue
                 rows, which = np.unique(producers[mask], return_inverse=True)
-                one = Curator(cur.rule, [reward])
-                tables = self.family.reward_table(reward)[None] if isinstance(self.family, Categorical) else None
-                values = self.family.sample(self.family.curate(one, x[rows], tables), which, rng)
+                values = self.family.sample(self.family.curate(self.family.judges(cur.one_user(u)), x[rows]),
+                                            which, rng)
                 if out is None:
                     out = np.empty((len(producers), *values.shape[1:]), dtype=values.dtype)
                 out[mask] = values
             return out
-        k = candidates_per_sample(cur)
+        k = cur.rule.candidates
         cand = self.draw(x, np.repeat(producers, k), rng)
-        handles = self.reward_handles(cur)
-        if len(handles) == 1:
-            scores = self.family.scores(handles[0], cand)
+        judges = self.judges(cur)
+        if len(cur.rewards) == 1:
+            scores = self.family.scores(judges, 0, cand)
         else:
             per_slot_user = np.repeat(self._users(cur, len(producers), rng), k)
             scores = np.empty(len(cand))
-            for u, handle in enumerate(handles):
+            for u in range(len(cur.rewards)):
                 mask = per_slot_user == u
                 if mask.any():
-                    scores[mask] = self.family.scores(handle, cand[mask])
-        pick = choose(cur, scores.reshape(len(producers), k), rng)
+                    scores[mask] = self.family.scores(judges, u, cand[mask])
+        pick = cur.rule.choose(scores.reshape(len(producers), k), rng)
         return cand.reshape((len(producers), k, *cand.shape[1:]))[np.arange(len(producers)), pick]
 
     @staticmethod
@@ -304,3 +309,155 @@ class RoundKernel:
             mask = e.transform[slot_edge] == t
             samples[mask] = samples[mask] @ np.asarray(matrix).T + offset
         return samples, e.dst[slot_edge]
+
+
+# --------------------------------------------------------------------------- the round
+
+
+@dataclass
+class Reservoir:
+    """Uniform reservoirs of size ``M_i`` over all data each model has seen (``subsample``
+    retention): ``samples`` ``(S, ...)`` kept, ``owner`` ``(S,)`` their model's row and ``seen``
+    ``(N,)`` how many samples each model has seen so far."""
+
+    samples: np.ndarray
+    owner: np.ndarray
+    seen: np.ndarray
+
+
+@dataclass
+class RoundState:
+    """Everything a round reads and writes, for ``N`` models with rows of width ``k``.
+
+    ``rows`` ``(N, k)``: the models' moment rows; ``initial`` ``(N, k)``: their first rows
+    (what a fit keeps fixed, e.g. a fixed covariance); ``accumulated`` ``(N, k)`` and
+    ``accumulated_weight`` ``(N,)``: the summed training statistics and their weight over all
+    rounds (``accumulate`` retention); ``reservoir``: the ``subsample`` reservoirs (None
+    until a round needs them). :func:`advance` returns a new state and never changes the
+    arrays of the one it is given.
+    """
+
+    rows: np.ndarray
+    initial: np.ndarray
+    accumulated: np.ndarray
+    accumulated_weight: np.ndarray
+    reservoir: Reservoir | None = None
+
+    @classmethod
+    def start(cls, rows: np.ndarray, initial: np.ndarray | None = None) -> RoundState:
+        """A state with models at ``rows`` ``(N, k)`` and nothing retained; ``initial``
+        defaults to a copy of ``rows`` (the state before the first round)."""
+        rows = np.asarray(rows, dtype=float)
+        return cls(rows, rows.copy() if initial is None else initial, np.zeros_like(rows), np.zeros(len(rows)))
+
+    def reindexed(self, old_rows: np.ndarray, new_rows: np.ndarray, fresh: np.ndarray) -> RoundState:
+        """The state for a new list of models: row ``old_rows[j]`` moves to ``new_rows[j]``;
+        the other models (newcomers) start at their rows in ``fresh`` ``(N', k)``."""
+        def carry(array: np.ndarray, start: np.ndarray) -> np.ndarray:
+            out = start.copy()
+            out[new_rows] = array[old_rows]
+            return out
+
+        n = len(fresh)
+        res = self.reservoir
+        if res is not None:
+            remap = np.full(len(self.rows), -1)
+            remap[old_rows] = new_rows
+            alive = remap[res.owner] >= 0
+            res = Reservoir(res.samples[alive], remap[res.owner[alive]], carry(res.seen, np.zeros(n)))
+        return RoundState(carry(self.rows, fresh), carry(self.initial, fresh),
+                          carry(self.accumulated, np.zeros_like(fresh)),
+                          carry(self.accumulated_weight, np.zeros(n)), res)
+
+
+def advance(kernel: RoundKernel, state: RoundState, *, mode: str, order: str,
+            rng: np.random.Generator | None = None) -> RoundState:
+    """One retraining round of every model of ``kernel``'s graph: the next state.
+
+    ``mode``: ``population`` (exact; ``rng`` unused) or ``sample`` (finite samples drawn
+    from ``rng``); ``order``: ``synchronous`` (every model reads last round's rows) or
+    ``sequential`` (models update in graph order, each reading the newest rows).
+    """
+    new = dataclasses.replace(state)
+    n = len(state.rows)
+    retains = kernel.retention != "replace" if mode == "population" else kernel.retention == "accumulate"
+    if retains.any():                            # accumulators of its own: the given state stays as it was
+        new.accumulated, new.accumulated_weight = state.accumulated.copy(), state.accumulated_weight.copy()
+    groups = [np.arange(n)] if order == "synchronous" else [np.array([i]) for i in range(n)]
+    if order != "synchronous":
+        new.rows = state.rows.copy()
+    for models in groups:
+        fitted = (_population_rows if mode == "population" else _sample_rows)(kernel, new, models, rng)
+        if len(models) == n:
+            new.rows = fitted                    # a synchronous round replaces the rows array
+        else:
+            new.rows[models] = fitted
+    return new
+
+
+def _population_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng) -> np.ndarray:
+    """Refit rows of ``models``: the exact training mixture, averaged over all rounds for
+    models that retain their data."""
+    every = len(models) == len(state.rows)
+    levels = None if every else kernel.ancestors(int(models[0]))
+    x = kernel.node_moments(state.rows, levels, reuse=True)
+    mix = kernel.training_mixture(x, None if every else models)
+    keep = kernel.retention[models] != "replace"
+    if keep.any():
+        state.accumulated[models[keep]] += mix[keep]
+        state.accumulated_weight[models[keep]] += 1.0
+        mix[keep] = state.accumulated[models[keep]] / state.accumulated_weight[models[keep], None]
+    return kernel.family.fit(mix, state.initial if every else state.initial[models])
+
+
+def _sample_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Refit rows of ``models`` on finite training sets: this round's samples (``replace``),
+    all rounds' (``accumulate``) or a uniform reservoir of them (``subsample``)."""
+    n, family = len(state.rows), kernel.family
+    x = kernel.fixed.copy()
+    x[:n] = state.rows
+    samples, owner = kernel.training_samples(x, kernel.sample_size, rng, None if len(models) == n else models)
+    stats = family.empirical(samples, owner, n)[models]
+    weight = kernel.sample_size[models].astype(float)
+    rows = family.normalise(stats, weight)
+    acc = kernel.retention[models] == "accumulate"
+    if acc.any():
+        state.accumulated[models[acc]] += stats[acc]
+        state.accumulated_weight[models[acc]] += weight[acc]
+        rows[acc] = family.normalise(state.accumulated[models[acc]], state.accumulated_weight[models[acc]])
+    sub = kernel.retention[models] == "subsample"
+    if sub.any():
+        rows[sub] = _subsample(kernel, state, models[sub], samples, owner, rng)
+    return family.fit(rows, state.initial[models])
+
+
+def _subsample(kernel: RoundKernel, state: RoundState, models: np.ndarray, samples: np.ndarray,
+               owner: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Fit rows from a size-M uniform reservoir over all data each model has seen."""
+    n = len(state.rows)
+    res = state.reservoir or Reservoir(np.empty((0, *samples.shape[1:]), samples.dtype),
+                                       np.empty(0, np.int64), np.zeros(n))
+    kept, kept_owner, seen = res.samples, res.owner, res.seen.copy()
+    keep_mask = ~np.isin(kept_owner, models)
+    first = seen[models] == 0
+    new_parts, new_owner = [kept[keep_mask]], [kept_owner[keep_mask]]
+    order = np.argsort(owner, kind="stable")
+    samples, owner = samples[order], owner[order]
+    start = np.searchsorted(owner, np.arange(n))
+    for_model = np.isin(owner, models[first])
+    new_parts.append(samples[for_model])
+    new_owner.append(owner[for_model])
+    old = np.isin(kept_owner, models[~first])
+    if old.any():
+        o = kept_owner[old]
+        size = kernel.sample_size[o]
+        replace = rng.random(old.sum()) < size / (seen[o] + size)
+        pick = start[o] + rng.integers(0, size)
+        values = kept[old].copy()
+        values[replace] = samples[pick[replace]]
+        new_parts.append(values)
+        new_owner.append(o)
+    seen[models] += kernel.sample_size[models]
+    state.reservoir = Reservoir(np.concatenate(new_parts), np.concatenate(new_owner), seen)
+    stats = kernel.family.empirical(state.reservoir.samples, state.reservoir.owner, n)[models]
+    return kernel.family.normalise(stats, kernel.sample_size[models].astype(float))

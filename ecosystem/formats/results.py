@@ -1,21 +1,20 @@
 """Writing a finished run to a results folder, all or nothing.
 
 Files are written to a staging folder next to the destination and moved in only
-when every file is complete, so an error never leaves half a result; files in the
-destination that a run does not produce are left untouched.
+when every file is complete (:func:`ecosystem.formats.files.staged`), so an error never
+leaves half a result; files in the destination that a run does not produce are left
+untouched. ``summary.json`` follows the rule for non-finite numbers of
+:mod:`ecosystem.formats.files` (NaN is null, infinities the strings "inf" and "-inf").
 """
 
 from __future__ import annotations
 
-import json
-import math
-import shutil
-import tempfile
 from pathlib import Path
 
 from ecosystem.core import flows
 from ecosystem.core.model import EcosystemModel
 from ecosystem.formats import figures
+from ecosystem.formats.files import json_number, staged, to_json
 from ecosystem.formats.scenario import Scenario
 
 
@@ -28,10 +27,10 @@ def summary(model: EcosystemModel, scenario: Scenario, seed: int) -> dict:
         first, last = rows.iloc[0], rows.iloc[-1]
         agent = current.get(name)
         per_model[str(name)] = {
-            "initial_alignment": _clean(first["alignment"]),
-            "alignment": _clean(last["alignment"]),
-            "diversity": _clean(last["diversity"]),
-            "drift": _clean(last["drift"]),
+            "initial_alignment": json_number(first["alignment"]),
+            "alignment": json_number(last["alignment"]),
+            "diversity": json_number(last["diversity"]),
+            "drift": json_number(last["drift"]),
             "first_step": int(first["step"]),
             "last_step": int(last["step"]),
             "curation_ratio": agent.curation_ratio if agent else None,
@@ -49,24 +48,16 @@ def summary(model: EcosystemModel, scenario: Scenario, seed: int) -> dict:
         "family": model.family.kind,
         "n_models": len(model.model_agents),
         "n_curators": len(flows.nodes_of(model.graph, "curator")),
-        "ecosystem": {k: _clean(v) for k, v in model.ecosystem.items()},
+        "ecosystem": {k: json_number(v) for k, v in model.ecosystem.items()},
         "models": per_model,
         "events": model.event_log,
     }
 
 
-def _clean(value) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value if math.isfinite(value) else (
-        "inf" if value > 0 else "-inf")
-
-
 def write(model: EcosystemModel, scenario: Scenario, seed: int, out: Path) -> list[Path]:
     """Write CSVs, ``summary.json`` and figures into ``out``; returns the files written."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged(out) as stage:
         agents, eco = model.agents_frame(), model.ecosystem_frame()
         eco.to_csv(stage / "model.csv", index=False)
         agents.to_csv(stage / "agents.csv", index=False)
@@ -74,17 +65,11 @@ def write(model: EcosystemModel, scenario: Scenario, seed: int, out: Path) -> li
             model.cross_alignment_frame().to_csv(stage / "cross_alignment.csv", index=False)
         model.events_frame().to_csv(stage / "events.csv", index=False)
         marks = sorted({e["round"] for e in model.event_log})
-        (stage / "summary.json").write_text(json.dumps(summary(model, scenario, seed), indent=2) + "\n")
+        (stage / "summary.json").write_text(to_json(summary(model, scenario, seed), indent=2) + "\n")
         figures.time_series(agents, eco, "alignment", stage / "alignment.png", "alignment E[r]", marks)
         figures.time_series(agents, eco, "diversity", stage / "diversity.png",
                             "entropy (nats)" if model.family.kind == "categorical" else "total variance", marks)
         final = {a.name: a.alignment for a in model.model_agents}
         figures.network(model.graph, final, stage / "graph.png")
-        out.mkdir(exist_ok=True)
-        written = []
-        for f in sorted(stage.iterdir()):
-            f.replace(out / f.name)
-            written.append(out / f.name)
-        return written
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        written = [out / f.name for f in sorted(stage.iterdir())]
+    return written

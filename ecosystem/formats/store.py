@@ -17,6 +17,11 @@ Tables (all values through bound parameters; times in Unix seconds, durations in
 
 The database runs in WAL mode and each finished run is one transaction, so a sweep
 killed at any moment (Ctrl-C or SIGKILL) leaves every stored run whole and no run twice.
+
+Numbers that are not finite are stored as JSON holds them (:mod:`ecosystem.formats.files`):
+a NaN is NULL, an infinity the text ``'inf'`` or ``'-inf'`` (in REAL columns too), and the
+JSON columns are written by :func:`~ecosystem.formats.files.to_json`; :meth:`Store.table`
+(and everything reading through it) turns ``'inf'`` and ``'-inf'`` in REAL columns back into floats.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ import pandas as pd
 
 from ecosystem.core.model import ECOSYSTEM_COLUMNS
 from ecosystem.errors import StoreError
+from ecosystem.formats.files import INFINITIES, json_number, to_json
 
 SCHEMA_VERSION = "1"
 MODEL_COLUMNS = ("initial_alignment", "alignment", "diversity", "drift", "change", "curation_ratio", "real_share")
 SUMMARY_COLUMNS = ("steps", "n_models", *ECOSYSTEM_COLUMNS, "observed_rate", "converged", "converged_round")
 ANALYSIS_COLUMNS = ("spectral_radius", "converged", "observed_rate", "n_backfire")
+REAL_SUMMARY_COLUMNS = frozenset((*ECOSYSTEM_COLUMNS, "observed_rate"))
 
 _ECO = ", ".join(f"{c} REAL" for c in ECOSYSTEM_COLUMNS)
 SCHEMA = f"""
@@ -101,8 +108,8 @@ class Store:
         self.check(study)
         meta = {"name": study.name, "description": study.description, "study": study.path,
                 "scenario": study.scenario_path, "fingerprint": study.fingerprint,
-                "axes": json.dumps(study.axes), "fixed": json.dumps(study.fixed, default=str),
-                "seeds": json.dumps(study.seeds), "analysis": json.dumps(study.analysis)}
+                "axes": to_json(study.axes), "fixed": to_json(study.fixed, default=str),
+                "seeds": to_json(study.seeds), "analysis": to_json(study.analysis)}
         with self._transaction():
             for key, value in meta.items():
                 self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -110,8 +117,8 @@ class Store:
             start = self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM settings").fetchone()[0]
             for i, s in enumerate(study.settings):
                 self.db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?, ?, ?, ?)",
-                                (s.id, start + i, json.dumps(s.labels), json.dumps(s.overrides, default=str),
-                                 json.dumps(s.values, default=str)))
+                                (s.id, start + i, to_json(s.labels), to_json(s.overrides, default=str),
+                                 to_json(s.values, default=str)))
 
     def record(self, result: dict[str, Any]) -> int | None:
         """Store one finished run (one transaction); returns its ``run_id``.
@@ -140,25 +147,27 @@ class Store:
             columns = ("step", *ECOSYSTEM_COLUMNS)
             self.db.executemany(
                 f"INSERT INTO rounds (run_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
-                [(run_id, *row) for row in zip(*(rounds[c] for c in columns), strict=True)])
+                [(run_id, step, *map(_real, row))
+                 for step, *row in zip(*(rounds[c] for c in columns), strict=True)])
             self.db.executemany(
                 f"INSERT INTO models (run_id, model, {', '.join(MODEL_COLUMNS)}) "
                 f"VALUES (?, ?{', ?' * len(MODEL_COLUMNS)})",
-                [(run_id, m["model"], *(m[c] for c in MODEL_COLUMNS)) for m in result["models"]])
+                [(run_id, m["model"], *(_real(m[c]) for c in MODEL_COLUMNS)) for m in result["models"]])
             summary = result["summary"]
             self.db.execute(
                 f"INSERT INTO summaries (run_id, {', '.join(SUMMARY_COLUMNS)}) "
                 f"VALUES (?{', ?' * len(SUMMARY_COLUMNS)})",
-                (run_id, *(summary[c] for c in SUMMARY_COLUMNS)))
+                (run_id, *(_real(summary[c]) if c in REAL_SUMMARY_COLUMNS else summary[c]
+                           for c in SUMMARY_COLUMNS)))
             analysis = result.get("analysis")
             if analysis and "error" in analysis:
                 self.db.execute("INSERT INTO analyses (run_id, error) VALUES (?, ?)", (run_id, analysis["error"]))
             elif analysis:
                 self.db.execute(
                     "INSERT INTO analyses VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                    (run_id, _float(analysis.get("spectral_radius")), _bool(analysis.get("converged")),
-                     _float(analysis.get("observed_rate")), len(analysis.get("backfire") or []),
-                     json.dumps(analysis, default=_json_default)))
+                    (run_id, _real(analysis.get("spectral_radius")), _bool(analysis.get("converged")),
+                     _real(analysis.get("observed_rate")), len(analysis.get("backfire") or []),
+                     to_json(analysis, default=_json_default)))
             return run_id
 
     # ------------------------------------------------------------------ reading
@@ -208,11 +217,17 @@ class Store:
         return frame
 
     def table(self, name: str) -> pd.DataFrame:
-        """A whole table as a DataFrame (``rounds``, ``models``, ``summaries``, ``analyses``, ``settings``)."""
+        """A whole table as a DataFrame (``rounds``, ``models``, ``summaries``, ``analyses``, ``settings``);
+        infinities stored as ``'inf'`` / ``'-inf'`` in REAL columns come back as floats."""
         if name not in ("rounds", "models", "summaries", "analyses", "settings", "runs", "meta"):
             raise ValueError(f"no table {name!r}")
         cursor = self.db.execute(f"SELECT * FROM {name}")
-        return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        frame = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        for column, kind in self.db.execute(f"SELECT name, type FROM pragma_table_info('{name}')"):
+            if (kind == "REAL" and not pd.api.types.is_float_dtype(frame[column])
+                    and frame[column].isin(list(INFINITIES)).any()):
+                frame[column] = frame[column].map(lambda v: INFINITIES.get(v, v)).astype(float)
+        return frame
 
     def keyed(self, name: str) -> pd.DataFrame:
         """A per-run table (``rounds``, ``models``, ``summaries``, ``analyses``) keyed by
@@ -290,12 +305,13 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def _float(value: Any) -> float | None:
+def _real(value: Any) -> float | str | None:
+    """A value of a REAL column as JSON would hold it (:func:`~ecosystem.formats.files.json_number`);
+    None for what is not a number."""
     try:
-        value = float(value)
+        return json_number(value)
     except (TypeError, ValueError):
         return None
-    return value if value == value else None
 
 
 def _bool(value: Any) -> int | None:

@@ -8,21 +8,20 @@ seeds), ``by_<axis>.csv`` (one row per value of the grouping axis, usually the
 topology), ``analyses.csv`` when there are analyses, and ``errors.txt`` (the traceback
 of every failed run). Figures (PNG): final alignment and diversity by topology with the
 seed spread, backfire frequency by topology, observed convergence rate against the
-spectral radius, and alignment over rounds per topology.
+spectral radius, and alignment over rounds per topology. The folder is written all or
+nothing (:func:`ecosystem.formats.files.staged`). The command is :mod:`ecosystem.cli.report`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ecosystem.formats import store as store_mod
+from ecosystem.formats.files import staged
 
 FINAL_COLUMNS = ("mean_alignment", "min_alignment", "mean_diversity", "pairwise_divergence", "mean_drift")
 
@@ -96,10 +95,7 @@ def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
         except ImportError:
             raise store_mod.StoreError("--parquet needs pyarrow: pip install pyarrow") from None
     group = group_axis(runs, axes, by)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    notes: list[str] = []
-    try:
+    with staged(out) as stage:
         tables = {"runs": runs.drop(columns=["started", "finished"]).assign(
             started=pd.to_datetime(runs["started"], unit="s", utc=True),
             finished=pd.to_datetime(runs["finished"], unit="s", utc=True)),
@@ -118,13 +114,7 @@ def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
                 f"=== run {run_id} (setting {setting}, seed {seed})\n{text.rstrip()}\n\n"
                 for run_id, setting, seed, text in errors))
         notes = figures(runs, rounds, group, axes, stage)
-        out.mkdir(exist_ok=True)
-        written = []
-        for f in sorted(stage.iterdir()):
-            f.replace(out / f.name)
-            written.append(out / f.name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        written = [out / f.name for f in sorted(stage.iterdir())]
     return out, written, notes
 
 
@@ -242,49 +232,5 @@ def _positive_share(values: pd.Series) -> float:
     return float((values > 0).mean()) if len(values) else 0.0
 
 
-
-
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
-
-
-# ---------------------------------------------------------------------------- command line
-def register(sub) -> None:
-    """Add ``ecosystem report`` to the subcommands ``sub`` (an argparse subparsers object)."""
-    p = sub.add_parser("report", help="tables and figures of a study's results database")
-    p.add_argument("db", type=Path, help="results database written by `ecosystem sweep`")
-    p.add_argument("--out", type=Path, help="report folder (default: <database folder>/report/)")
-    p.add_argument("--by", help="setting to group by (default: topology, topology.kind or the first axis)")
-    p.add_argument("--parquet", action="store_true", help="also write every table as Parquet (needs pyarrow)")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(handler=_report)
-
-
-def _report(args) -> int:
-    out, written, notes = write(args.db, args.out, args.by, args.parquet)
-    if not args.quiet:
-        by = [f for f in written if f.name.startswith("by_") and f.suffix == ".csv"]
-        if by:
-            _print_table(pd.read_csv(by[0]))
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(f"wrote {len(written)} files to {out}/")
-    return 0
-
-
-def _print_table(table: pd.DataFrame) -> None:
-    key = table.columns[0]
-    columns = [("runs", "runs", "{:>6}"), ("failed", "failed", "{:>7}"),
-               ("mean_alignment_mean", "align", "{:>9.4f}"), ("mean_alignment_std", "+-sd", "{:>8.4f}"),
-               ("mean_diversity_mean", "diversity", "{:>10.4f}"), ("observed_rate_mean", "rate", "{:>7.3f}"),
-               ("spectral_radius_mean", "radius", "{:>7.3f}"), ("backfire_frequency", "backfire", "{:>9.2f}")]
-    columns = [c for c in columns if c[0] in table]
-    width = max(14, int(table[key].astype(str).str.len().max()) + 2)
-    print(f"{key:<{width}}" + "".join(f"{title:>{len(fmt.format(0))}}" for _, title, fmt in columns))
-    for _, row in table.iterrows():
-        cells = []
-        for column, _, fmt in columns:
-            value = row[column]
-            blank = " " * len(fmt.format(0))
-            cells.append(blank if pd.isna(value) else fmt.format(value))
-        print(f"{row[key]!s:<{width}}" + "".join(cells))

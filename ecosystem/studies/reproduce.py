@@ -11,7 +11,9 @@
 - ``web-dynamics``: models writing to and reading from one shared pool homogenise (section 5).
 
 ``quick=True`` shrinks grids, replicates and rounds (for tests); the numbers in the
-summary keep their meaning.
+summary keep their meaning. The folder is written all or nothing
+(:func:`ecosystem.formats.files.staged`) and ``summary.json`` follows the rule for
+non-finite numbers of :mod:`ecosystem.formats.files`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 from ecosystem import analysis
 from ecosystem.formats import figures
+from ecosystem.formats.files import staged, to_json
 from ecosystem.formats.scenario import parse
 
 plt = figures.plt
@@ -85,7 +88,7 @@ def mechanism_scenario(ref: dict, t: float, lam: float, n: int | None = None, re
 def _paper_j(model, rows: np.ndarray) -> np.ndarray:
     """The paper's alignment: each model's reward at its mean, ``J(theta) = g.theta - eta/2 |theta|^2``."""
     mean, _ = model.family.mean_cov(rows)
-    return np.array([r(m[None])[0] for r, m in zip(model._eval_rewards, mean, strict=True)])
+    return np.array([r(m[None])[0] for r, m in zip(model.eval_rewards, mean, strict=True)])
 
 
 def _exact(ref: dict, t: float, lam: float) -> tuple:
@@ -439,11 +442,9 @@ REPRODUCTIONS: dict[str, Callable[..., dict]] = {
 
 def reproduce(name: str, out: Path, quick: bool = False, seed: int = 0) -> dict:
     """Run reproduction ``name``; write its figures and ``summary.json`` into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"reproduction": name, "quick": quick, "seed": seed} | REPRODUCTIONS[name](out, quick, seed)
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=_json) + "\n")
-    tmp.replace(out / "summary.json")
+    with staged(out) as stage:
+        summary = {"reproduction": name, "quick": quick, "seed": seed} | REPRODUCTIONS[name](stage, quick, seed)
+        (stage / "summary.json").write_text(to_json(summary, indent=2, default=_json) + "\n")
     return summary
 
 

@@ -5,16 +5,17 @@ data (dicts of numbers, strings and lists), so it pickles to a process pool or a
 cluster alike; a run's numbers depend only on its task (scenario, overrides, seed), not
 on the executor or the number of workers. The sweep loop keeps a bounded window of runs
 in flight and stores each one as it finishes (one transaction each, see
-:mod:`ecosystem.store`), so a killed sweep loses at most the runs in flight.
+:mod:`ecosystem.formats.store`), so a killed sweep loses at most the runs in flight.
+Numbers that are not finite come back as JSON holds them (:func:`ecosystem.formats.files.json_number`:
+NaN is None, infinities ``"inf"`` and ``"-inf"``), which is also how the database stores them.
 
-:class:`BatchModel` is an :class:`EcosystemModel` built from keyword parameters, for
-users of ``mesa.batch_run``.
+The command ``ecosystem sweep`` is :mod:`ecosystem.cli.sweep`; :class:`~ecosystem.studies.batch.BatchModel`
+is an :class:`EcosystemModel` built from keyword parameters, for users of ``mesa.batch_run``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import math
 import multiprocessing
 import os
 import signal
@@ -24,13 +25,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ecosystem.core.model import ECOSYSTEM_COLUMNS, EcosystemModel
 from ecosystem.formats import study as study_mod
+from ecosystem.formats.files import json_number as _num
 from ecosystem.formats.scenario import parse
 
 CONVERGED_CHANGE = 1e-8
@@ -82,12 +84,6 @@ def run_task(task: Task) -> Result:
 def _one_blas_thread():
     """BLAS limited to one thread: a multithreaded BLAS sums in an order that depends on its
     thread count, which would make the analysis's last digits depend on the executor."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency; only reproducibility suffers
-        from contextlib import nullcontext
-
-        return nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -119,9 +115,9 @@ def collect(model: EcosystemModel) -> Result:
             "change": _num(agent.change), "curation_ratio": float(agent.curation_ratio),
             "real_share": float(agent.real_share),
         })
-    rate, converged_round = convergence(np.asarray(rounds["max_change"][1:], dtype=float))
+    rate, converged_round = convergence(eco["max_change"].to_numpy(dtype=float)[1:])
     summary = {column: _num(model.ecosystem[column]) for column in ECOSYSTEM_COLUMNS}
-    summary.update(steps=int(model.steps), n_models=len(model.model_agents), observed_rate=rate,
+    summary.update(steps=int(model.steps), n_models=len(model.model_agents), observed_rate=_num(rate),
                    converged=converged_round is not None, converged_round=converged_round)
     return {"rounds": rounds, "models": models, "summary": summary}
 
@@ -153,18 +149,11 @@ def convergence(change: np.ndarray) -> tuple[float | None, int | None]:
     return rate, int(not_below[-1] + 2) if not_below.size else 1
 
 
-def analyse(model: EcosystemModel) -> dict | None:
-    """Stable-point analysis of a finished run (``ecosystem.analysis``), None if not installed."""
-    try:
-        from ecosystem import analysis
-    except ImportError:
-        return None
+def analyse(model: EcosystemModel) -> dict:
+    """Stable-point analysis of a finished run (:func:`ecosystem.analysis.analyze`), as plain data."""
+    from ecosystem import analysis
+
     return analysis.analyze(model).to_dict()
-
-
-def _num(value: Any) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 # ---------------------------------------------------------------------------- executors
@@ -305,70 +294,3 @@ def execute(study: study_mod.Study, store, pool: cf.Executor, *, task: Callable[
     finally:
         bar.close()
     return counts
-
-
-# ---------------------------------------------------------------------------- command line
-def register(sub) -> None:
-    """Add ``ecosystem sweep`` to the subcommands ``sub`` (an argparse subparsers object)."""
-    p = sub.add_parser("sweep", help="run every (setting, seed) of a study file into a results database")
-    p.add_argument("study", type=Path, help="study file (TOML; see scenarios/studies/REFERENCE.md)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1: serial)")
-    p.add_argument("--dask", metavar="ADDRESS", help="run on Dask: a scheduler address tcp://host:8786, "
-                   "or 'local' for a LocalCluster of --workers processes")
-    p.add_argument("--db", type=Path, help="results database (default: results/<study name>/study.sqlite)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(handler=_sweep)
-
-
-def _sweep(args) -> int:
-    from ecosystem.cli import UsageError
-    from ecosystem.formats import store as store_mod
-
-    if args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.dask is not None:
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise UsageError("--dask needs Dask distributed, which is not installed: "
-                             "pip install -e \".[dask]\"") from None
-    study = study_mod.load(args.study)
-    db = args.db or Path("results") / study.name / "study.sqlite"
-    if db.exists() and not db.is_file():
-        raise UsageError(f"--db {str(db)!r} exists and is not a file")
-    store = store_mod.Store(db)
-    try:
-        store.check(study)
-        start = time.perf_counter()
-        where = f"Dask {args.dask}" if args.dask else (
-            f"{args.workers} worker processes" if args.workers > 1 else "serially")
-        if not args.quiet:
-            print(f"{study.name}: {len(study.settings)} settings x {len(study.seeds)} seeds, "
-                  f"running {where}; results in {db}", file=sys.stderr)
-        try:
-            with executor(args.workers, args.dask) as pool:
-                # runs in flight: 2 per worker keeps workers busy; serially, 1 (stored as soon as it ends)
-                window = 2 * max(args.workers, _dask_workers(pool)) if args.dask else (
-                    2 * args.workers if args.workers > 1 else 1)
-                counts = execute(study, store, pool, window=window, progress=not args.quiet)
-        except KeyboardInterrupt:
-            print(f"error: interrupted; {store.count('done')} finished runs are stored in {db}; "
-                  "run the same command again to resume", file=sys.stderr)
-            return 130
-        elapsed = time.perf_counter() - start
-    finally:
-        store.close()
-    if not args.quiet:
-        print(f"{study.name}: {counts['done']} runs done, {counts['failed']} failed, "
-              f"{counts['skipped']} already finished ({elapsed:.1f} s); database {db}")
-        if counts["failed"]:
-            print(f"failed runs keep their traceback: ecosystem report {db}")
-    return 1 if counts["failed"] else 0
-
-
-def _dask_workers(pool: cf.Executor) -> int:
-    client = getattr(pool, "_client", None)
-    try:
-        return len(client.scheduler_info()["workers"]) if client is not None else 1
-    except Exception:
-        return 1

@@ -28,6 +28,11 @@ FULL = {
     "scale": {"big": {"n": 10_000, "outcomes": 1000}, "big_steps": 100, "steps": 10,
               "base": {"n": 1000, "outcomes": 256, "m": 3},
               "vary": {"n": [500, 1000, 2000, 4000], "outcomes": [128, 256, 512, 1024], "m": [1, 2, 4, 8]}},
+    "memory": {
+        "categorical": {"space.grid.num": 1_000_000, "steps": 2},
+        "categorical_sample": {"mode": "sample", "topology.model.sample_size": 10_000_000, "steps": 1},
+        "gaussian": {"topology.n": 100, "topology.curator.tau": 1e-4, "steps": 2},
+    },
 }
 QUICK = {
     "reps": 1,
@@ -37,6 +42,11 @@ QUICK = {
     "scale": {"big": {"n": 500, "outcomes": 128}, "big_steps": 5, "steps": 3,
               "base": {"n": 200, "outcomes": 64, "m": 2},
               "vary": {"n": [100, 200], "outcomes": [64, 128], "m": [1, 2]}},
+    "memory": {
+        "categorical": {"space.grid.num": 100_000, "steps": 1},
+        "categorical_sample": {"mode": "sample", "topology.model.sample_size": 1_000_000, "steps": 1},
+        "gaussian": {"topology.n": 10, "topology.curator.tau": 1e-4, "steps": 1},
+    },
 }
 
 
@@ -166,6 +176,31 @@ def scale(cfg: dict) -> dict[str, Any]:
     return res
 
 
+MEMORY_SCENARIOS = {"categorical": "ring", "categorical_sample": "ring", "gaussian": "gaussian"}
+"""The shipped scenario each memory case enlarges (by the overrides in ``FULL["memory"]``)."""
+
+
+def memory(cfg: dict) -> dict[str, Any]:
+    """Peak memory of the largest accepted scenario of each family, each in a fresh process
+    (also with ``--quick``: RSS must be the job's): its load-time estimate, the budget and the
+    measured peak RSS above the interpreter's. Fails if a run exceeds the budget."""
+    res: dict[str, Any] = {}
+    for label, overrides in cfg.items():
+        spec = json.dumps({"kind": "memory", "scenario": MEMORY_SCENARIOS[label], "overrides": overrides})
+        done = subprocess.run([sys.executable, "-m", "benchmarks.worker", spec], cwd=REPO, capture_output=True,
+                              text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"memory job {label} failed:\n{done.stderr}")
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        used = got["peak_rss_mb"] - got["base_rss_mb"]
+        res[label] = {"overrides": json.dumps(overrides), "seconds": got["seconds"], "edges": got["edges"],
+                      "estimate_mb": got["estimate_mb"], "peak_rss_mb": got["peak_rss_mb"], "used_mb": used,
+                      "budget_mb": got["budget_mb"], "within_budget": got["peak_rss_mb"] <= got["budget_mb"]}
+        if not res[label]["within_budget"]:
+            raise RuntimeError(f"memory job {label}: peak {got['peak_rss_mb']:.0f} MB exceeds the budget")
+    return res
+
+
 def machine() -> dict[str, Any]:
     """CPU model, cores, memory, versions and measured matrix-multiply GFLOP/s."""
     name = platform.processor() or platform.machine()
@@ -195,12 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, one repetition (a smoke run for CI)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of one figure per line")
-    p.add_argument("--only", default="w1,w2,w3,scale", help="comma-separated subset of w1,w2,w3,scale")
+    p.add_argument("--only", default=None, help="comma-separated subset of w1,w2,w3,scale,memory (default: all; "
+                   "with --quick all but memory, which starts a process per family)")
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     global IN_PROCESS
     IN_PROCESS = args.quick
-    only = set(args.only.split(","))
+    only = set((args.only or ("w1,w2,w3,scale" if args.quick else "w1,w2,w3,scale,memory")).split(","))
     start = time.perf_counter()
     results: dict[str, Any] = {"quick": args.quick, "machine": machine()}
     if "w1" in only:
@@ -211,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         results["w3"] = w3(cfg["w3"], cfg["reps"])
     if "scale" in only:
         results["scale"] = scale(cfg["scale"])
+    if "memory" in only:
+        results["memory"] = memory(cfg["memory"])
     results["total_s"] = time.perf_counter() - start
     if args.json:
         print(json.dumps(results))

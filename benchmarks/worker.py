@@ -43,6 +43,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     from benchmarks import floor, naive, workloads
 
     kind, out = job["kind"], {}
+    if kind == "memory":
+        return memory(job)
     if kind == "gflops":
         return {"gflops_1_thread": gflops(threads=1), "gflops_all_threads": gflops(threads=os.cpu_count())}
     make = workloads.w1_data if job["workload"] == "w1" else workloads.w2_data
@@ -74,6 +76,25 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             model.step()
         out["seconds"] = time.perf_counter() - start
     return out
+
+
+def memory(job: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory of one scenario (``job["scenario"]``, a shipped name, with ``overrides``):
+    the load-time estimate (:mod:`ecosystem.core.budget`) and the budget, then the run's
+    ``steps`` rounds; ``peak_rss_mb`` is the process's (added by :func:`main`), ``base_rss_mb``
+    the interpreter's with the engine imported, before loading."""
+    from ecosystem.core import budget
+    from ecosystem.formats.scenario import load
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    scenario = load(job["scenario"], job.get("overrides", {}))
+    est = budget.estimate(scenario.graph, scenario.family, scenario.mode, scenario.steps)
+    model = scenario.build()
+    model.run(scenario.steps)
+    model.agents_frame()
+    return {"seconds": time.perf_counter() - start, "base_rss_mb": base, "estimate_mb": est.peak_bytes / 2**20,
+            "budget_mb": budget.budget_bytes() / 2**20, "edges": est.edges}
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from ecosystem.core.budget import CANDIDATE_CHUNK
 from ecosystem.core.curation import Curator
 from ecosystem.core.families import Family, Judges
 from ecosystem.core.flows import kind, nodes_of, producer
@@ -273,6 +274,15 @@ class RoundKernel:
                     out = np.empty((len(producers), *values.shape[1:]), dtype=values.dtype)
                 out[mask] = values
             return out
+        per = max(1, CANDIDATE_CHUNK // cur.rule.candidates)
+        if len(producers) > per:   # bounded memory: at most CANDIDATE_CHUNK candidates at once
+            return np.concatenate([self._pick(cur, x, producers[i:i + per], rng)
+                                   for i in range(0, len(producers), per)])
+        return self._pick(cur, x, producers, rng)
+
+    def _pick(self, cur: Curator, x: np.ndarray, producers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One curated sample per entry of ``producers``: ``candidates`` draws each, one kept by
+        the rule's sampling choice; ``(len(producers), ...)``."""
         k = cur.rule.candidates
         cand = self.draw(x, np.repeat(producers, k), rng)
         judges = self.judges(cur)

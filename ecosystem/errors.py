@@ -38,3 +38,11 @@ class AnalysisError(EcosystemError, ValueError):
 
 class UsageError(EcosystemError):
     """A command-line mistake (a bad option or a name that resolves to nothing)."""
+
+
+class NumericalError(EcosystemError, ArithmeticError):
+    """A run whose numbers left the finite floats (an overflow the input limits did not catch)."""
+
+
+class OutputError(EcosystemError):
+    """Results that cannot be written (a read-only folder, a full disk, a folder in a file's place)."""

@@ -221,7 +221,7 @@ def test_every_subcommand_has_its_module():
     from ecosystem import cli
 
     names = [m.__name__.rpartition(".")[2] for m in cli.COMMANDS]
-    assert names == ["run", "validate", "analyze", "reproduce", "sweep", "report", "viz"]
+    assert names == ["run", "validate", "analyze", "optimize", "reproduce", "sweep", "report", "viz"]
     parser = cli._parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert list(sub.choices) == names

@@ -85,7 +85,7 @@ def test_open_existing_refuses_what_is_not_a_results_database(tmp_path):
     with pytest.raises(StoreError, match="not SQLite"):
         store_mod.open_existing(tmp_path / "x.sqlite")
     sqlite3.connect(tmp_path / "y.sqlite").execute("CREATE TABLE t (a)").connection.commit()
-    with pytest.raises(StoreError, match="no study recorded"):
+    with pytest.raises(StoreError, match="another application"):
         store_mod.open_existing(tmp_path / "y.sqlite")
 
 

@@ -5,7 +5,8 @@ Mesa's Reset / Play / Step controls and the knobs (scenario, topology and size, 
 ratio, K, tau, real-data share, mode, seed): change knobs, then press Reset to rebuild the
 ecosystem. Page 0 shows the data-flow graph coloured by alignment, a status line, and time
 series of alignment, diversity and homogenisation; page 1 the influence matrix and the
-backfire list of :func:`ecosystem.analysis.analyze`.
+backfire list of :func:`ecosystem.analysis.analyze`, and on request the optimal vs siloed
+curation policy (:mod:`ecosystem.analysis.policy`).
 
 The scenario shown first is ``$ECOSYSTEM_VIZ_SCENARIO`` (a name in ``scenarios/`` or a path),
 else ``default``.
@@ -25,6 +26,7 @@ from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 
 from ecosystem import analysis
+from ecosystem.analysis import policy
 from ecosystem.formats import figures
 from ecosystem.formats.names import name_of, shipped
 from viz.model import FILE, KS, MODES, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, relayout
@@ -89,6 +91,34 @@ def analysis_result(model: VizModel) -> dict:
                 fig.tight_layout()
                 out["figure"] = fig
     model._analysis = out
+    return out
+
+
+def policy_result(model: VizModel) -> dict:
+    """Optimal vs siloed curation (:mod:`ecosystem.analysis.policy`, mean alignment) with the
+    ecosystem's current total curation as the budget: ``PolicyReport.to_dict()`` (predicted at the
+    stable point, not simulated) plus ``rows`` ``(lever, now, optimal, siloed)``, or ``{"message": ...}``;
+    cached per model."""
+    cached = getattr(model, "_policy", None)
+    if cached is not None:
+        return cached
+    size = len(model.model_agents) * model.state.shape[1]
+    if size > MAX_ANALYSIS_PARAMETERS:
+        out = {"message": f"Policies are offered here up to {MAX_ANALYSIS_PARAMETERS} free parameters "
+                          f"(this ecosystem has {size}); run `ecosystem optimize` instead."}
+    else:
+        try:
+            levers = policy.curation_levers(model)
+            budget = float(sum(lv.parameter.get(model.graph) for lv in levers))
+            problem = policy.Problem(model, levers, budget, "mean")
+            report = policy.optimize(problem, simulate_policies=False, n_random=0)
+            out = report.to_dict()
+            out["rows"] = [(lv.parameter.label(), lv.parameter.get(model.graph), float(o), float(q)) for lv, o, q
+                           in zip(levers, report.policies["optimal"].levers, report.policies["siloed"].levers,
+                                  strict=True)]
+        except Exception as err:
+            out = {"message": f"No policy comparison: {type(err).__name__}: {err}"}
+    model._policy = out
     return out
 
 
@@ -196,6 +226,34 @@ def AnalysisView(model: VizModel) -> solara.Element:
     return main
 
 
+@solara.component
+def PolicyView(model: VizModel) -> solara.Element:
+    """On request: where to spend the current curation (optimal vs siloed, price of siloing)."""
+    shown, show = solara.use_state(False)
+    if model.error:
+        return solara.Markdown("")
+    with solara.Column() as main:
+        _html("<h3>Where to spend curation</h3><p>The ecosystem's current total curation ratio as the budget; "
+              "mean stable alignment (population mode); siloed: each owner curates for its own model.</p>")
+        if not shown:
+            solara.Button("Compare optimal and siloed curation", on_click=lambda: show(True))
+            return main
+        r = policy_result(model)
+        if "message" in r:
+            solara.Warning(r["message"])
+            return main
+        opt, sil = r["policies"]["optimal"], r["policies"]["siloed"]
+        rows = "".join(f"<tr><td>{escape(label)}</td><td>{now:.3f}</td><td>{o:.3f}</td><td>{q:.3f}</td></tr>"
+                       for label, now, o, q in r["rows"])
+        _html("<table class='backfire'><tr><th>lever</th><th>now</th><th>optimal</th>"
+              f"<th>siloed</th></tr>{rows}</table>"
+              f"<p>Mean alignment: optimal {opt['objective']['predicted']:+.4f}, siloed "
+              f"{sil['objective']['predicted']:+.4f}; <b>price of siloing {r['price_of_siloing']:+.4f}</b> "
+              f"(budget {r['budget']:.3g}). Curate less than alone: "
+              f"{escape(', '.join(r['curate_less']) or 'none')}.</p>")
+    return main
+
+
 def make_page(scenario: str | None = None, **knobs: str) -> solara.Element:
     """The ``SolaraViz`` page for ``scenario`` (default: :func:`initial_scenario`), built with ``knobs``."""
     scenario = scenario or initial_scenario()
@@ -206,7 +264,7 @@ def make_page(scenario: str | None = None, **knobs: str) -> solara.Element:
         params[key]["value"] = str(value)
     return SolaraViz(
         VizModel(scenario_name=scenario, **knobs),
-        components=[(NetworkView, 0), (SeriesView, 0), (StatusView, 0), (AnalysisView, 1)],
+        components=[(NetworkView, 0), (SeriesView, 0), (StatusView, 0), (AnalysisView, 1), (PolicyView, 1)],
         model_params=params,
         name="ecosystem: curation in a multi-model training loop",
         play_interval=50,

@@ -23,8 +23,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether ``port`` can be bound on 127.0.0.1."""
+    """Whether ``port`` can be bound on 127.0.0.1 (with ``SO_REUSEADDR``, as uvicorn binds, so
+    connections of a previous server left in TIME_WAIT do not count as the port being used)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:

@@ -1,9 +1,11 @@
 """Analysis of the population round: stable point, convergence, influence and backfire.
 
 :mod:`~ecosystem.analysis.stability` holds the round map, its stable point and Jacobian;
-:mod:`~ecosystem.analysis.influence` the influence matrix, backfire report and :func:`analyze`.
+:mod:`~ecosystem.analysis.influence` the influence matrix, backfire report and :func:`analyze`;
+:mod:`~ecosystem.analysis.policy` where to spend curation (optimal vs siloed policies, price of siloing).
 """
 
+from ecosystem.analysis import policy
 from ecosystem.analysis.influence import (
     Analysis,
     Backfire,
@@ -22,8 +24,24 @@ from ecosystem.analysis.stability import RoundMap, StablePoint, affine_jacobian,
 from ecosystem.errors import AnalysisError
 
 __all__ = [
-    "Analysis", "AnalysisError", "Backfire", "Influence", "Parameter", "RoundMap", "StablePoint",
-    "affine_jacobian", "alignment_gradients", "analyze", "backfire", "curation_parameters", "influence",
-    "influence_by_resolving", "jacobian", "observed_rate", "parameter_derivative", "spectral_radius",
+    "Analysis",
+    "AnalysisError",
+    "Backfire",
+    "Influence",
+    "Parameter",
+    "RoundMap",
+    "StablePoint",
+    "affine_jacobian",
+    "alignment_gradients",
+    "analyze",
+    "backfire",
+    "curation_parameters",
+    "influence",
+    "influence_by_resolving",
+    "jacobian",
+    "observed_rate",
+    "parameter_derivative",
+    "policy",
+    "spectral_radius",
     "stable_point",
 ]

@@ -9,12 +9,16 @@ returning the exit status). User errors (bad files, bad options) print one line
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from ecosystem.cli import analyze, report, reproduce, run, sweep, validate, viz
+from ecosystem.cli import analyze, optimize, report, reproduce, run, sweep, validate, viz
 from ecosystem.errors import EcosystemError, UsageError
+from ecosystem.formats.scenario import ALLOW_OUTSIDE
 
-COMMANDS = (run, validate, analyze, reproduce, sweep, report, viz)
+COMMANDS = (run, validate, analyze, optimize, reproduce, sweep, report, viz)
 """The subcommand modules, in the order ``ecosystem --help`` lists them."""
 
 
@@ -33,14 +37,38 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+@contextmanager
+def _outside_paths(allow: bool) -> Iterator[None]:
+    """With ``allow``, let scenarios name files outside their folder (an environment variable,
+    so that sweep workers in other processes see it too); restored afterwards."""
+    if not allow:
+        yield
+        return
+    before = os.environ.get(ALLOW_OUTSIDE)
+    os.environ[ALLOW_OUTSIDE] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ALLOW_OUTSIDE, None)
+        else:
+            os.environ[ALLOW_OUTSIDE] = before
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ecosystem`` command; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
-        return args.handler(args)
+        with _outside_paths(getattr(args, "allow_outside_paths", False)):
+            return args.handler(args)
     except EcosystemError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader of stdout went away (``ecosystem run ring | head``): stop quietly; point
+        # stdout at /dev/null so the interpreter's last flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -23,6 +23,8 @@ def register(sub) -> None:
     run.add_argument("--seed", type=int, help="random seed (overrides the file)")
     run.add_argument("--mode", choices=MODES, help="population (exact) or sample (finite samples)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--allow-outside-paths", action="store_true",
+                     help="let files a scenario names (topology files) lie outside the scenario's folder")
     run.set_defaults(handler=_run)
 
 

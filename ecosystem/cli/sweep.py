@@ -28,6 +28,8 @@ def register(sub) -> None:
                    "or 'local' for a LocalCluster of --workers processes")
     p.add_argument("--db", type=Path, help="results database (default: results/<study name>/study.sqlite)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                     help="let files a scenario names (topology files) lie outside the scenario's folder")
     p.set_defaults(handler=_sweep)
 
 

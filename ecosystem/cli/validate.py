@@ -13,6 +13,8 @@ def register(sub) -> None:
     """Add the ``validate`` subcommand to the ``ecosystem`` subparsers ``sub``."""
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")
+    val.add_argument("--allow-outside-paths", action="store_true",
+                     help="let files a scenario names (topology files) lie outside the scenario's folder")
     val.set_defaults(handler=_validate)
 
 

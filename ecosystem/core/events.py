@@ -52,6 +52,68 @@ from mesa.time import Schedule
 from ecosystem.core import flows
 from ecosystem.errors import EventError
 
+INT_MAX = 2**63 - 1
+"""The largest integer any key or event value takes (int64)."""
+MAX_ABS = 1e100
+"""The largest magnitude of any real number in a scenario or event (coordinates, means, weights,
+offsets, reward parameters, factors): squares and products of two of them stay finite."""
+MIN_POSITIVE = 1e-100
+"""The smallest value of a positive scale (``var``, ``tau``): its inverse stays finite."""
+APPLICATIONS_MAX = 10_000
+"""The most event applications of one run (recurring events count once per round they apply)."""
+K_MAX = 10_000
+"""The largest number of candidates ``K`` of a curator."""
+SAMPLE_SIZE_MAX = 10_000_000
+"""The largest ``sample_size`` of a model."""
+
+GAUSSIAN_BEST_OF_K_MAX = 500
+"""The largest ``K`` of a ``best_of_k`` curator in the Gaussian family (the order statistics of
+larger K leave the floats: K = 1100 overflows)."""
+
+
+def check_limits(graph: nx.DiGraph, family_kind: str) -> None:
+    """Raise :class:`EventError` if a curator of ``graph`` asks for more than the family computes."""
+    if family_kind != "gaussian":
+        return
+    for name in flows.nodes_of(graph, "curator"):
+        rule = graph.nodes[name]["curator"].rule
+        if type(rule).__name__ == "BestOfK" and rule.K > GAUSSIAN_BEST_OF_K_MAX:
+            raise EventError(f"curator {name!r}: K = {rule.K} exceeds {GAUSSIAN_BEST_OF_K_MAX}, the largest "
+                             f"best_of_k K of the gaussian family")
+
+
+def _integer(value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise EventError(f"value must be an integer in [{lo}, {hi}], got {_show(value)}")
+    return value
+
+
+def _positive(value: Any, what: str = "value") -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not MIN_POSITIVE <= value <= MAX_ABS):
+        raise EventError(f"{what} must be a number in [{MIN_POSITIVE:g}, {MAX_ABS:g}], got {_show(value)}")
+    return float(value)
+
+
+def _int64(value: Any, depth: int = 0) -> None:
+    """Raise :class:`EventError` for an integer beyond int64 (or nesting beyond 100) anywhere in ``value``."""
+    if depth > 100:
+        raise EventError("value is nested too deeply")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
+        raise EventError(f"integers must be at most {INT_MAX} (2**63 - 1), got {_show(value)}")
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for v in value:
+            _int64(v, depth + 1)
+
+
+def _show(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:                       # an integer of more than 4300 digits
+        return "an integer too large to print"
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 @dataclass(frozen=True)
 class EventSpec:
@@ -87,7 +149,7 @@ def _need(graph: nx.DiGraph, name: str, *kinds: str) -> None:
 
 def _share(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise EventError(f"{what} must be a number in [0, 1], got {value!r}")
+        raise EventError(f"{what} must be a number in [0, 1], got {_show(value)}")
     return float(value)
 
 
@@ -152,6 +214,7 @@ class Change:
         if action not in ACTIONS:
             raise EventError(f"unknown action {action!r} (actions: {', '.join(ACTIONS)})")
         try:
+            _int64(value)
             return ACTIONS[action](self, str(target), value)
         except EventError as err:
             raise EventError(f"{action} {str(target)!r}: {err}") from None
@@ -177,8 +240,7 @@ class Change:
 
     def set_sample_size(self, target, value):
         _need(self.graph, target, "model")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise EventError(f"value must be an integer >= 1, got {value!r}")
+        value = _integer(value, 1, SAMPLE_SIZE_MAX)
         old = self.graph.nodes[target].get("sample_size", 1000)
         self.graph.nodes[target]["sample_size"] = value
         return old, value
@@ -197,10 +259,7 @@ class Change:
         cur = self.graph.nodes[target]["curator"]
         if not hasattr(cur.rule, field):
             raise EventError(f"curator {target!r} uses rule {type(cur.rule).__name__}, which has no {field}")
-        ok = (isinstance(value, int) and value >= 1) if field == "K" else (
-            isinstance(value, int | float) and value > 0)
-        if isinstance(value, bool) or not ok:
-            raise EventError(f"value must be {'an integer >= 1' if field == 'K' else 'a number > 0'}, got {value!r}")
+        _integer(value, 1, K_MAX) if field == "K" else _positive(value)
         old = getattr(cur.rule, field)
         self.graph.nodes[target]["curator"] = cur.with_rule(**{field: value})
         return old, value
@@ -312,8 +371,8 @@ class Change:
         return "previous", "replaced"
 
     def scale_real_share(self, target, value):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise EventError(f"value must be a factor >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_ABS:
+            raise EventError(f"value must be a factor in [0, {MAX_ABS:g}], got {_show(value)}")
         models = flows.nodes_of(self.graph, "model") if target == "all" else [target]
         if target != "all":
             _need(self.graph, target, "model")
@@ -346,12 +405,18 @@ def rounds_of(spec: EventSpec, last: int | None = None) -> list[int]:
 def dry_run(graph: nx.DiGraph, builder, specs: list[EventSpec], steps: int, family_kind: str,
             dim: int | None) -> None:
     """Apply ``specs`` in time order to a copy of ``graph``; raise :class:`EventError` at the first bad one."""
+    count = sum(len(range(s.round, (s.until if s.until is not None else steps) + 1, s.every))
+                if s.every is not None else 1 for s in specs)
+    if count > APPLICATIONS_MAX:
+        raise EventError(f"the events apply {count} times in the run; at most {APPLICATIONS_MAX} "
+                         f"(give recurring events a larger every or an until)")
     graph = graph.copy()
     timeline = sorted(((r, i, s) for i, s in enumerate(specs) for r in rounds_of(s, steps)), key=lambda x: x[:2])
     for r, i, spec in timeline:
         try:
             Change(graph=graph, builder=builder)(spec.action, spec.target, spec.value)
             flows.validate(graph, family_kind, dim)
+            check_limits(graph, family_kind)
         except ValueError as err:                    # EventError, FlowError, ScenarioError
             raise EventError(f"events[{i}] at round {r}: {err}") from None
 

@@ -23,6 +23,7 @@ from ecosystem.core.collection import Collector, ecosystem_reporter
 from ecosystem.core.families import Family
 from ecosystem.core.metrics import AGENT_COLUMNS, ECOSYSTEM_COLUMNS, METRICS
 from ecosystem.core.rewards import Reward
+from ecosystem.errors import NumericalError
 
 MODES = ("population", "sample")
 ORDERS = ("synchronous", "sequential")
@@ -102,7 +103,8 @@ class EcosystemModel(Model):
             agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in AGENT_COLUMNS}}},
         )
         self._cross_rounds: list[tuple[int, list, np.ndarray]] = []   # (step, model names, (N, R) table)
-        self._measure(self.state)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            self._measure(self.state)
         self._collect()
         for spec in events:
             events_mod.schedule(self, spec)
@@ -160,6 +162,7 @@ class EcosystemModel(Model):
         agents of removed nodes leave the model, new nodes get agents.
         """
         flows.validate(self.graph, self.family.kind, getattr(self.family, "dim", None))
+        events_mod.check_limits(self.graph, self.family.kind)
         old_names, old_index = list(self.kernel.models), dict(self.kernel.index)
         self.kernel = rounds.RoundKernel(self.graph, self.family)
         names = self.kernel.models
@@ -231,10 +234,20 @@ class EcosystemModel(Model):
     def step(self) -> None:
         """One retraining round (:func:`ecosystem.core.rounds.advance`); then measure and collect."""
         old = self.state
-        self.round_state = rounds.advance(self.kernel, self.round_state, mode=self.mode, order=self.order,
-                                          rng=self.rng)
-        self._measure(old)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            self.round_state = rounds.advance(self.kernel, self.round_state, mode=self.mode, order=self.order,
+                                              rng=self.rng)
+            self._check_finite()
+            self._measure(old)
         self._collect()
+
+    def _check_finite(self) -> None:
+        """Raise :class:`NumericalError` if a model's moments left the finite floats this round."""
+        bad = ~np.all(np.isfinite(self.state), axis=1)
+        if np.any(bad):
+            names = [m for m, b in zip(self.kernel.models, bad, strict=False) if b]
+            raise NumericalError(f"round {self.steps}: the moments of model {names[0]!r} are not finite "
+                                 f"(an overflow: the inputs' scales are too far apart)")
 
     def _measure(self, old: np.ndarray) -> None:
         self.measures, self.ecosystem = metrics.measure(self.family, self.state, old, self._evaluation,

@@ -7,10 +7,17 @@ generator takes ``seed``. :func:`to_dataflow` adds real data, curators and share
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
+
+from ecosystem.core.budget import check_topology
+from ecosystem.errors import FlowError
+
+WEIGHT_MAX = 1e100
+"""The largest edge weight of a topology file (the scenario's magnitude limit)."""
 
 GENERATORS = (
     "complete", "ring", "star", "erdos_renyi", "barabasi_albert", "watts_strogatz",
@@ -37,53 +44,68 @@ def _named(graph: nx.Graph) -> nx.DiGraph:
 
 def complete(n: int) -> nx.DiGraph:
     """Every model trains on every other model."""
+    check_topology(f"topology complete with n = {n}", float(n) * (n - 1), n)
     return _named(nx.complete_graph(n))
 
 
 def ring(n: int, directed: bool = False) -> nx.DiGraph:
     """Models on a cycle; ``directed``: each trains on its predecessor only."""
+    check_topology(f"topology ring with n = {n}", 2.0 * n, n)
     return _named(nx.cycle_graph(n, create_using=nx.DiGraph if directed else nx.Graph))
 
 
 def star(n: int) -> nx.DiGraph:
     """A hub ``m0`` exchanging data with ``n - 1`` leaves."""
+    check_topology(f"topology star with n = {n}", 2.0 * n, n)
     return _named(nx.star_graph(n - 1))
 
 
 def shared_pool(n: int) -> nx.DiGraph:
     """``n`` models with no direct flows: :func:`to_dataflow` joins them through one pool."""
+    check_topology(f"topology shared_pool with n = {n}", 0.0, n)
     return _named(nx.empty_graph(n))
 
 
 def erdos_renyi(n: int, p: float, seed: int, directed: bool = False) -> nx.DiGraph:
+    check_topology(f"topology erdos_renyi with n = {n}, p = {p:g}", float(p) * n * (n - 1), n)
     return _named(nx.erdos_renyi_graph(n, p, seed=seed, directed=directed))
 
 
 def barabasi_albert(n: int, m: int, seed: int, directed: bool = False) -> nx.DiGraph:
     """Preferential attachment; ``directed``: each newcomer trains on the m models it attached to."""
+    check_topology(f"topology barabasi_albert with n = {n}, m = {m}", 2.0 * m * n, n)
     g = nx.barabasi_albert_graph(n, m, seed=seed)
     return _named(_oriented(g) if directed else g)
 
 
 def watts_strogatz(n: int, k: int, p: float, seed: int) -> nx.DiGraph:
+    check_topology(f"topology watts_strogatz with n = {n}, k = {k}", float(n) * k, n)
     return _named(nx.watts_strogatz_graph(n, k, p, seed=seed))
 
 
 def communities(sizes: list[int], p_in: float, p_out: float, seed: int) -> nx.DiGraph:
     """A stochastic block model: dense inside communities, sparse between them."""
+    inside, total = sum(float(s) * s for s in sizes), float(sum(sizes))
+    check_topology(f"topology communities with {int(total)} models",
+                   p_in * inside + p_out * (total * total - inside), int(total))
     probs = [[p_in if i == j else p_out for j in range(len(sizes))] for i in range(len(sizes))]
     return _named(nx.stochastic_block_model(sizes, probs, seed=seed))
 
 
 def bipartite(producers: int, consumers: int, p: float, seed: int) -> nx.DiGraph:
     """Producers ``m0..`` feed consumers; each producer -> consumer edge kept with probability p."""
+    check_topology(f"topology bipartite with {producers} x {consumers}", float(p) * producers * consumers,
+                   producers + consumers)
     return _named(_oriented(nx.bipartite.random_graph(producers, consumers, p, seed=seed)))
 
 
 def load_file(path: str | Path, fmt: str) -> nx.DiGraph:
     """A model graph from GraphML or a whitespace edge list (``u v [weight]`` per line).
 
-    Edge ``weight`` attributes, if present, are relative shares among a model's inputs.
+    Edge ``weight`` attributes, if present, are relative shares among a model's inputs: numbers
+    in (0, 1e100]. Node names must be printable, at most 100 characters, without ``->``.
+    Raises :class:`FlowError` for a bad weight or name; the message gives the edge or node's
+    position in the file, never the file's content.
     """
     if fmt == "graphml":
         g = nx.read_graphml(path)
@@ -93,6 +115,14 @@ def load_file(path: str | Path, fmt: str) -> nx.DiGraph:
     if g.is_directed():
         out.add_nodes_from(g.nodes)
         out.add_edges_from(g.edges(data=True))
+    for i, v in enumerate(out.nodes):
+        name = str(v)
+        if not name.strip() or not name.isprintable() or len(name) > 100 or "->" in name:
+            raise FlowError(f"node {i + 1} of the file has a bad name (printable, 1 to 100 characters, no '->')")
+    for i, (_, _, w) in enumerate(out.edges(data="weight", default=1.0)):
+        if (isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w)
+                or not 0 < w <= WEIGHT_MAX):
+            raise FlowError(f"edge {i + 1} of the file has a bad weight (weights are numbers in (0, {WEIGHT_MAX:g}])")
     return nx.relabel_nodes(out, {v: str(v) for v in out.nodes})
 
 

@@ -116,3 +116,25 @@ def draw_influence(ax, matrix: np.ndarray, rows: list[str], cols: list[str],
                 ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6)
     ax.figure.colorbar(im, ax=ax, label="dJ/dp")
     ax.set_title(title, fontsize=9)
+
+
+def policy_comparison(policies: list[str], objective: np.ndarray, alignment: np.ndarray, models: list[str],
+                      path: Path, objective_kind: str = "mean") -> None:
+    """Curation policies side by side: welfare ``objective`` ``(P,)`` per policy (left) and the
+    stable alignment ``alignment`` ``(P, N)`` of each model under each policy (right, up to
+    :data:`MAX_LINES` models)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 2]})
+    x = np.arange(len(policies))
+    left.bar(x, objective, color="0.45")
+    left.set_xticks(x, policies, rotation=30, fontsize=8)
+    left.set_ylabel(f"{objective_kind} alignment at the stable point")
+    left.axhline(0, color="grey", lw=0.8)
+    shown = models[:MAX_LINES]
+    width = 0.8 / max(len(shown), 1)
+    for k, name in enumerate(shown):
+        right.bar(x - 0.4 + width * (k + 0.5), alignment[:, k], width, label=str(name))
+    right.set_xticks(x, policies, rotation=30, fontsize=8)
+    right.set_ylabel("stable alignment per model")
+    right.axhline(0, color="grey", lw=0.8)
+    right.legend(fontsize=7, ncol=2)
+    save(fig, path)

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ecosystem.errors import OutputError
+
 INFINITIES = {"inf": math.inf, "-inf": -math.inf}
 """How an infinity is written (JSON strings, database text), and the float it stands for."""
 
@@ -39,13 +41,31 @@ def staged(out: str | Path) -> Iterator[Path]:
     block nothing is moved and the stage is removed.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{str(out)!r} exists and is not a folder; nothing was written")
     try:
-        yield stage
-        out.mkdir(exist_ok=True)
-        for f in sorted(stage.iterdir()):
-            f.replace(out / f.name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise OutputError(f"cannot write to {str(out.parent)!r}: {err.strerror or err}; nothing was written") from None
+    try:
+        try:
+            yield stage
+        except OSError as err:
+            raise OutputError(f"cannot write the results to {str(out)!r}: {err.strerror or err}; "
+                              f"nothing was written") from None
+        produced = sorted(stage.iterdir())
+        clash = [f.name for f in produced if (out / f.name).exists() and (out / f.name).is_dir() != f.is_dir()]
+        if clash:
+            there = "folder" if (out / clash[0]).is_dir() else "file"
+            raise OutputError(f"{str(out / clash[0])!r} is in the way (a {there} where the results put a "
+                              f"{'file' if there == 'folder' else 'folder'}); nothing was written")
+        try:
+            out.mkdir(exist_ok=True)
+            for f in produced:
+                f.replace(out / f.name)
+        except OSError as err:
+            raise OutputError(f"cannot move the results into {str(out)!r}: {err.strerror or err}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

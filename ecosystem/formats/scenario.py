@@ -8,6 +8,7 @@ file, the key and the bad value.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from ecosystem.core import events, flows, topologies
+from ecosystem.core import budget, events, flows, topologies
 from ecosystem.core.curation import BestOfK, Curator, Luce, Tilt
 from ecosystem.core.families import Categorical, Family, Gaussian
 from ecosystem.core.model import METRICS, MODES, ORDERS, EcosystemModel
@@ -29,6 +30,10 @@ TOP_KEYS = {
     "name", "description", "seed", "steps", "mode", "order", "reference", "events", "metrics",
     "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology",
 }
+
+
+INT_MAX, MAX_ABS, MIN_POSITIVE = events.INT_MAX, events.MAX_ABS, events.MIN_POSITIVE
+K_MAX, SAMPLE_SIZE_MAX = events.K_MAX, events.SAMPLE_SIZE_MAX
 
 
 class Section:
@@ -61,8 +66,14 @@ class Section:
         if value is None:
             self.fail("is required", key)
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok or not np.isfinite(value):
+        if isinstance(value, bool) or not ok or (isinstance(value, float) and not np.isfinite(value)):
             self.fail(f"must be {'an integer' if integer else 'a number'}, got {_show(value)}", key)
+        if integer and abs(value) > INT_MAX:
+            self.fail(f"must be an integer of at most {INT_MAX} (2**63 - 1), got {_show(value)}", key)
+        if not integer and abs(value) > MAX_ABS:
+            self.fail(f"must be a number of magnitude at most {MAX_ABS:g}, got {_show(value)}", key)
+        if not integer and strict_lo and lo == 0 and 0 < value < MIN_POSITIVE:
+            self.fail(f"must be >= {MIN_POSITIVE:g} (smaller scales overflow), got {value!r}", key)
         if lo is not None and (value <= lo if strict_lo else value < lo):
             self.fail(f"must be {'>' if strict_lo else '>='} {lo}, got {value}", key)
         if hi is not None and value > hi:
@@ -89,10 +100,12 @@ class Section:
             self.fail("is required", key)
         try:
             arr = np.asarray(value, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, RecursionError):
             self.fail(f"must be numbers, got {_show(value)}", key)
         if arr.dtype == object or not np.all(np.isfinite(arr)):
             self.fail(f"must be finite numbers, got {_show(value)}", key)
+        if arr.size and np.max(np.abs(arr)) > MAX_ABS:
+            self.fail(f"must be numbers of magnitude at most {MAX_ABS:g}, got {_show(value)}", key)
         if shape is not None and (arr.ndim != len(shape) or any(
                 s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
             want = "x".join("any" if s is None else str(s) for s in shape)
@@ -101,7 +114,10 @@ class Section:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:                       # an integer of more than 4300 digits
+        return "an integer too large to print"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -178,6 +194,10 @@ def read_toml(path: str | Path, error: type[Exception] | None = None, what: str 
         raise error(f"no {what} file {str(path)!r}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise error(f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise error(f"{path}: not readable TOML: arrays or tables nested too deeply") from None
+    except ValueError as err:                # e.g. an integer literal of more than 4300 digits
+        raise error(f"{path}: not valid TOML: {str(err).splitlines()[0][:80]}") from None
     except OSError as err:
         raise error(f"{path}: cannot read: {err.strerror}") from None
 
@@ -233,9 +253,11 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
         top.fail(f"unknown source {reference!r} (sources: {', '.join(sources) or 'none'})", "reference")
     try:
         flows.validate(graph, family.kind, getattr(family, "dim", None))
+        events.check_limits(graph, family.kind)
     except flows.FlowError as err:
         raise ScenarioError(f"{origin}: {err}") from None
     steps = top.number("steps", 100, lo=0, integer=True)
+    budget.check_scenario(graph, family, mode, steps, origin)   # memory, before the events' copy and the run
     builder = Builder(family, rewards, sources, origin)
     specs = _events(top, steps)
     try:
@@ -243,11 +265,22 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
     except events.EventError as err:
         raise ScenarioError(f"{origin}: {err}") from None
     return Scenario(
-        name=top.text("name", default_name), description=top.text("description", ""),
+        name=safe_name(top, top.text("name", default_name)), description=top.text("description", ""),
         graph=graph, family=family, rewards=rewards, seed=_seed(top), steps=steps, mode=mode,
         order=top.text("order", "synchronous", ORDERS), reference=reference, source=origin,
         events=specs, builder=builder, metrics=_metrics(top),
     )
+
+
+def safe_name(sec: Section, name: str) -> str:
+    """``name`` if it is a safe file name (results go to ``results/<name>/``): no path
+    separator, not ``.`` or ``..``, no control character, at most 100 characters."""
+    bad = (not name.strip() or name in (".", "..") or any(c in name for c in "/\\:")
+           or any(ord(c) < 32 for c in name) or len(name) > 100)
+    if bad:
+        sec.fail(f"must be a plain file name (no '/', '\\', ':', '..', control characters; "
+                 f"1 to 100 characters), got {_show(name)}", "name")
+    return name
 
 
 def _metrics(top: Section) -> tuple[str, ...]:
@@ -257,6 +290,8 @@ def _metrics(top: Section) -> tuple[str, ...]:
     unknown = [v for v in value if v not in METRICS]
     if unknown:
         top.fail(f"unknown metric {unknown[0]!r} (metrics: {', '.join(METRICS)})", "metrics")
+    if len(set(value)) != len(value):
+        top.fail(f"names a metric twice: {_show(value)}", "metrics")
     return tuple(value)
 
 
@@ -412,9 +447,9 @@ def _make_curator(sec: Section, rewards: dict[str, Reward], extra: set[str] = fr
     sec.only({"rule", "K", "tau", "candidates", "reward", "users"} | set(extra))
     rule_name = sec.text("rule", "luce", ("luce", "best_of_k", "tilt"))
     if rule_name == "luce":
-        rule = Luce(sec.number("K", 2, lo=1, hi=10_000, integer=True), sec.number("tau", 1.0, lo=0, strict_lo=True))
+        rule = Luce(sec.number("K", 2, lo=1, hi=K_MAX, integer=True), sec.number("tau", 1.0, lo=0, strict_lo=True))
     elif rule_name == "best_of_k":
-        rule = BestOfK(sec.number("K", 2, lo=1, hi=10_000, integer=True))
+        rule = BestOfK(sec.number("K", 2, lo=1, hi=K_MAX, integer=True))
     else:
         rule = Tilt(sec.number("tau", 1.0, lo=0, strict_lo=True),
                     sec.number("candidates", 1000, lo=1, hi=100_000, integer=True))
@@ -461,7 +496,7 @@ def _model_attrs(sec: Section, family: Family, rewards: dict[str, Reward],
         moments = _distribution(sec.sub("init"), family)
     attrs = {
         "kind": "model", "moments": moments,
-        "sample_size": sec.number("sample_size", 1000, lo=1, hi=10_000_000, integer=True),
+        "sample_size": sec.number("sample_size", 1000, lo=1, hi=SAMPLE_SIZE_MAX, integer=True),
         "retention": sec.text("retention", "replace", RETENTIONS),
     }
     if "eval_reward" in sec.data:
@@ -608,13 +643,38 @@ def _generate(sec: Section, kind: str, seed: int) -> nx.DiGraph:
         return topologies.bipartite(sec.number("producers", None, lo=1, integer=True),
                                     sec.number("consumers", None, lo=1, integer=True),
                                     sec.number("p", 1.0, lo=0, hi=1), seed)
-    path = Path(sec.text("path"))
-    if not path.is_absolute() and sec.origin not in ("<scenario>", "<python>"):
-        path = Path(sec.origin).parent / path
+    path = _inside(sec, "path")
     try:
         return topologies.load_file(path, kind)
-    except (OSError, nx.NetworkXError, ValueError, TypeError, SyntaxError) as err:
-        sec.fail(f"cannot read {kind} file {str(path)!r}: {err}", "path")
+    except flows.FlowError as err:
+        sec.fail(f"{kind} file {str(path)!r}: {err}", "path")
+    except OSError as err:
+        sec.fail(f"cannot read {kind} file {str(path)!r}: {err.strerror or type(err).__name__}", "path")
+    except (nx.NetworkXError, ValueError, TypeError, SyntaxError, KeyError, IndexError, RecursionError,
+            OverflowError, AttributeError) as err:   # the parsers' messages quote the file: not shown
+        sec.fail(f"cannot read {kind} file {str(path)!r}: not a valid {kind} file ({type(err).__name__})", "path")
+
+
+ALLOW_OUTSIDE = "ECOSYSTEM_ALLOW_OUTSIDE_PATHS"
+"""Environment variable (set by the command line's ``--allow-outside-paths``): when ``1``, files a
+scenario names may lie outside the scenario's folder."""
+
+
+def _inside(sec: Section, key: str) -> Path:
+    """The file named by ``key``, relative to the scenario file's folder (the current folder for a
+    scenario given as data); a path outside that folder is refused unless :data:`ALLOW_OUTSIDE` is set."""
+    text = sec.text(key)
+    if not text or "\0" in text:
+        sec.fail("must be a file name", key)
+    folder = Path.cwd() if sec.origin.startswith("<") else Path(sec.origin).parent
+    path = Path(text) if Path(text).is_absolute() else folder / text
+    if os.environ.get(ALLOW_OUTSIDE) != "1":
+        try:
+            path.resolve().relative_to(folder.resolve())
+        except ValueError:
+            sec.fail(f"{text!r} is outside the scenario's folder {str(folder)!r} "
+                     f"(allow it with --allow-outside-paths)", key)
+    return path
 
 
 def _curated_set(sec: Section, names: list[str]) -> set[str]:

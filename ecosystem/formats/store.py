@@ -71,13 +71,23 @@ CREATE TABLE IF NOT EXISTS analyses (
 
 
 class Store:
-    """A study's SQLite results database (created if missing). Use from one thread."""
+    """A study's SQLite results database (created if missing). Use from one thread.
 
-    def __init__(self, path: str | Path) -> None:
+    ``readonly``: open an existing database for reading only, writing nothing (no ``-wal`` or
+    ``-shm`` files either when the database was closed cleanly): a read-only file or folder works.
+    A SQLite file of another application is refused before anything is written to it.
+    """
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         try:
+            if readonly:
+                self.db = _connect_readonly(self.path)
+                _refuse_foreign(self.db, self.path)
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            _refuse_foreign(self.db, self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -273,7 +283,7 @@ def open_existing(db: str | Path) -> Store:
     with path.open("rb") as fh:
         if not fh.read(16).startswith(b"SQLite format 3"):
             raise StoreError(f"{path}: not a results database (not SQLite)")
-    store = Store(path)
+    store = Store(path, readonly=True)
     if "fingerprint" not in store.meta():
         store.close()
         raise StoreError(f"{path}: not a results database of a study (no study recorded)")
@@ -298,7 +308,46 @@ class _Transaction:
         return self
 
     def __exit__(self, kind, value, tb) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            if kind is None:
+                self.db.execute("COMMIT")
+                return
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise StoreError(f"cannot write to the results database: {err}; the runs stored before "
+                             f"are kept") from None
+        if isinstance(value, sqlite3.Error):        # disk full, read-only file: the transaction is undone
+            raise StoreError(f"cannot write to the results database: {value}; the runs stored before "
+                             f"are kept") from None
+
+
+TABLES = frozenset(("meta", "settings", "runs", "rounds", "models", "summaries", "analyses"))
+"""The tables of a results database (anything else marks another application's file)."""
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that creates no file: ``immutable`` unless a ``-wal`` file shows a
+    writer is (or was, killed) at work, whose uncommitted pages must then be read too."""
+    if not path.is_file():
+        raise StoreError(f"{path}: no such results database")
+    wal = path.with_name(path.name + "-wal")
+    uri = path.absolute().as_uri() + ("?mode=ro" if wal.exists() else "?mode=ro&immutable=1")
+    return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+
+
+def _refuse_foreign(db: sqlite3.Connection, path: Path) -> None:
+    """Raise :class:`StoreError` (closing ``db``, writing nothing) if ``db`` holds tables that are
+    not those of a results database: another application's SQLite file."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    ours = tables <= TABLES and "meta" in tables and db.execute(
+        "SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
+    if tables and not ours:
+        db.close()
+        raise StoreError(f"{path}: a SQLite database of another application (its tables are not a study's "
+                         f"results); refused and left untouched: give another --db")
 
 
 def _statements(script: str) -> list[str]:

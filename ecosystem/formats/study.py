@@ -25,7 +25,7 @@ import numpy as np
 from ecosystem.errors import StudyError, UsageError
 from ecosystem.formats import scenario as scenario_mod
 from ecosystem.formats.names import resolve
-from ecosystem.formats.scenario import Scenario, ScenarioError, Section, read_toml
+from ecosystem.formats.scenario import INT_MAX, MAX_ABS, Scenario, ScenarioError, Section, read_toml
 
 STUDY_KEYS = {"name", "description", "scenario", "seeds", "analysis", "set", "grid", "variants", "random"}
 DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
@@ -137,7 +137,7 @@ def parse(data: dict, path: str | Path) -> Study:
     origin = str(path)
     top = _Sec(data, "", origin)
     top.only(STUDY_KEYS)
-    name = top.text("name", path.stem)
+    name = scenario_mod.safe_name(top, top.text("name", path.stem))
     description = top.text("description", "")
     scenario_path = _scenario_path(top, path)
     try:
@@ -173,7 +173,7 @@ def parse(data: dict, path: str | Path) -> Study:
         sec = _Sec(table, f"variants.{axis}", origin)
         if not sec.data:
             sec.fail("must hold at least one variant table")
-        if axis in GENERATOR_PARAMS | {"seed", "status", "run_id"} or "." in axis:
+        if not axis.strip() or axis in GENERATOR_PARAMS | {"seed", "status", "run_id"} or "." in axis:
             sec.fail("choose another axis name (it clashes with a scenario key or a results column)")
         points = []
         keys_of_axis: set[str] = set()
@@ -241,10 +241,13 @@ def _seeds(top: Section) -> list[int]:
     if isinstance(value, dict):
         sec = top.sub("seeds")
         sec.only({"start", "count"})
-        start = sec.number("start", 0, lo=0, integer=True)
-        return list(range(start, start + sec.number("count", None, lo=1, hi=1_000_000, integer=True)))
+        start = sec.number("start", 0, lo=0, hi=INT_MAX, integer=True)
+        count = sec.number("count", None, lo=1, hi=1_000_000, integer=True)
+        if start + count - 1 > INT_MAX:
+            sec.fail(f"start + count - 1 must be at most {INT_MAX} (2**63 - 1)", "count")
+        return list(range(start, start + count))
     if not isinstance(value, list) or not value or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= INT_MAX for s in value):
         top.fail(f"must be a non-empty list of integers >= 0 or {{start, count}}, got {_show(value)}", "seeds")
     if len(set(value)) != len(value):
         top.fail(f"has repeated seeds: {_show(value)}", "seeds")
@@ -302,7 +305,8 @@ def _random_points(sec: Section, keys: dict[str, Any]) -> list[tuple[dict, dict,
 
 def _bounds(s: Section, dist: str, args: Any, integer: bool, positive: bool) -> tuple[float, float]:
     ok = isinstance(args, list) and len(args) == 2 and all(
-        isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) for a in args)
+        isinstance(a, int | float) and not isinstance(a, bool) and abs(a) <= (INT_MAX if integer else MAX_ABS)
+        and math.isfinite(a) for a in args)
     if ok and integer:
         ok = all(isinstance(a, int) for a in args)
     if not ok or args[0] > args[1] or (positive and args[0] <= 0):
@@ -320,5 +324,8 @@ def _digest(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:                       # an integer of more than 4300 digits
+        return "an integer too large to print"
     return text if len(text) <= 60 else text[:57] + "..."

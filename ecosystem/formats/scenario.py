@@ -555,6 +555,10 @@ def _unique(top: Section, graph: nx.DiGraph, name: str, table: str) -> None:
         top.fail(f"name {name!r} is used twice", f"{table}.{name}")
 
 
+MAX_TOPOLOGY_MODELS = 100_000
+"""Largest ``n`` of a topology generator: networkx builds ~1e5 data-flow edges a second, so larger
+graphs take minutes to validate (and a ring of 1e6 models over 100 rounds exceeds 24 GiB)."""
+
 TOPOLOGY_PARAMS = {
     "complete": {"n"}, "ring": {"n", "directed"}, "star": {"n"},
     "erdos_renyi": {"n", "p", "directed"}, "barabasi_albert": {"n", "m", "directed"},
@@ -614,7 +618,7 @@ def _topology(sec: Section, graph: nx.DiGraph, family: Family, rewards: dict[str
 
 
 def _generate(sec: Section, kind: str, seed: int) -> nx.DiGraph:
-    n = lambda: sec.number("n", None, lo=1, hi=1_000_000, integer=True)  # noqa: E731
+    n = lambda: sec.number("n", None, lo=1, hi=MAX_TOPOLOGY_MODELS, integer=True)  # noqa: E731
     prob = lambda key="p": sec.number(key, None, lo=0, hi=1)  # noqa: E731
     if kind in ("complete", "shared_pool"):
         return topologies.complete(n()) if kind == "complete" else topologies.shared_pool(n())

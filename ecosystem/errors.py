@@ -7,6 +7,17 @@ with status 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def show(value: Any) -> str:
+    """``value`` as it appears in an error message: its repr, cut to 60 characters."""
+    try:
+        text = repr(value)
+    except ValueError:                       # an integer of more than 4300 digits
+        return "an integer too large to print"
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 class EcosystemError(Exception):
     """A user error: the message is one line naming what is wrong and where."""

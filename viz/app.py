@@ -68,15 +68,23 @@ def model_params(scenario: str) -> dict:
 # --------------------------------------------------------------------------- analysis
 
 
+def _too_large(model: VizModel, what: str, command: str) -> str | None:
+    """Why the page does not compute ``what`` for this ecosystem (too many free parameters), or None."""
+    size = len(model.model_agents) * model.state.shape[1]
+    if size <= MAX_ANALYSIS_PARAMETERS:
+        return None
+    return (f"{what} offered here up to {MAX_ANALYSIS_PARAMETERS} free parameters "
+            f"(this ecosystem has {size}); run `ecosystem {command}` instead.")
+
+
 def analysis_result(model: VizModel) -> dict:
     """``analyze(model)`` as a dict (with the heatmap figure), or ``{"message": ...}``; cached per model."""
     cached = getattr(model, "_analysis", None)
     if cached is not None:
         return cached
-    size = len(model.model_agents) * model.state.shape[1]
-    if size > MAX_ANALYSIS_PARAMETERS:
-        out = {"message": f"The influence analysis is offered here up to {MAX_ANALYSIS_PARAMETERS} free "
-                          f"parameters (this ecosystem has {size}); run `ecosystem analyze` instead."}
+    too_large = _too_large(model, "The influence analysis is", "analyze")
+    if too_large:
+        out = {"message": too_large}
     else:
         try:
             result = analysis.analyze(model, analysis.curation_parameters(model))
@@ -102,10 +110,9 @@ def policy_result(model: VizModel) -> dict:
     cached = getattr(model, "_policy", None)
     if cached is not None:
         return cached
-    size = len(model.model_agents) * model.state.shape[1]
-    if size > MAX_ANALYSIS_PARAMETERS:
-        out = {"message": f"Policies are offered here up to {MAX_ANALYSIS_PARAMETERS} free parameters "
-                          f"(this ecosystem has {size}); run `ecosystem optimize` instead."}
+    too_large = _too_large(model, "Policies are", "optimize")
+    if too_large:
+        out = {"message": too_large}
     else:
         try:
             levers = policy.curation_levers(model)

@@ -50,7 +50,7 @@ import numpy as np
 from mesa.time import Schedule
 
 from ecosystem.core import flows
-from ecosystem.errors import EventError
+from ecosystem.errors import EventError, show
 
 INT_MAX = 2**63 - 1
 """The largest integer any key or event value takes (int64)."""
@@ -84,13 +84,13 @@ def check_limits(graph: nx.DiGraph, family_kind: str) -> None:
 
 def _integer(value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise EventError(f"value must be an integer in [{lo}, {hi}], got {_show(value)}")
+        raise EventError(f"value must be an integer in [{lo}, {hi}], got {show(value)}")
     return value
 
 
 def _positive(value: Any, what: str = "value") -> float:
     if (isinstance(value, bool) or not isinstance(value, int | float) or not MIN_POSITIVE <= value <= MAX_ABS):
-        raise EventError(f"{what} must be a number in [{MIN_POSITIVE:g}, {MAX_ABS:g}], got {_show(value)}")
+        raise EventError(f"{what} must be a number in [{MIN_POSITIVE:g}, {MAX_ABS:g}], got {show(value)}")
     return float(value)
 
 
@@ -99,20 +99,12 @@ def _int64(value: Any, depth: int = 0) -> None:
     if depth > 100:
         raise EventError("value is nested too deeply")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
-        raise EventError(f"integers must be at most {INT_MAX} (2**63 - 1), got {_show(value)}")
+        raise EventError(f"integers must be at most {INT_MAX} (2**63 - 1), got {show(value)}")
     if isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, list | tuple):
         for v in value:
             _int64(v, depth + 1)
-
-
-def _show(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:                       # an integer of more than 4300 digits
-        return "an integer too large to print"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -149,7 +141,7 @@ def _need(graph: nx.DiGraph, name: str, *kinds: str) -> None:
 
 def _share(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise EventError(f"{what} must be a number in [0, 1], got {_show(value)}")
+        raise EventError(f"{what} must be a number in [0, 1], got {show(value)}")
     return float(value)
 
 
@@ -372,7 +364,7 @@ class Change:
 
     def scale_real_share(self, target, value):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_ABS:
-            raise EventError(f"value must be a factor in [0, {MAX_ABS:g}], got {_show(value)}")
+            raise EventError(f"value must be a factor in [0, {MAX_ABS:g}], got {show(value)}")
         models = flows.nodes_of(self.graph, "model") if target == "all" else [target]
         if target != "all":
             _need(self.graph, target, "model")

@@ -23,7 +23,7 @@ from ecosystem.core.families import Categorical, Family, Gaussian
 from ecosystem.core.model import METRICS, MODES, ORDERS, EcosystemModel
 from ecosystem.core.rewards import Ball, Linear, Quadratic, Reward, Tabular
 from ecosystem.core.rounds import RETENTIONS
-from ecosystem.errors import ScenarioError
+from ecosystem.errors import ScenarioError, show
 from ecosystem.formats.names import resolve
 
 TOP_KEYS = {
@@ -42,7 +42,7 @@ class Section:
     def __init__(self, data: Any, where: str, origin: str) -> None:
         self.origin, self.where = origin, where
         if not isinstance(data, dict):
-            self.fail(f"must be a table, got {_show(data)}")
+            self.fail(f"must be a table, got {show(data)}")
         self.data = data
 
     def fail(self, message: str, key: str | None = None):
@@ -67,11 +67,11 @@ class Section:
             self.fail("is required", key)
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok or (isinstance(value, float) and not np.isfinite(value)):
-            self.fail(f"must be {'an integer' if integer else 'a number'}, got {_show(value)}", key)
+            self.fail(f"must be {'an integer' if integer else 'a number'}, got {show(value)}", key)
         if integer and abs(value) > INT_MAX:
-            self.fail(f"must be an integer of at most {INT_MAX} (2**63 - 1), got {_show(value)}", key)
+            self.fail(f"must be an integer of at most {INT_MAX} (2**63 - 1), got {show(value)}", key)
         if not integer and abs(value) > MAX_ABS:
-            self.fail(f"must be a number of magnitude at most {MAX_ABS:g}, got {_show(value)}", key)
+            self.fail(f"must be a number of magnitude at most {MAX_ABS:g}, got {show(value)}", key)
         if not integer and strict_lo and lo == 0 and 0 < value < MIN_POSITIVE:
             self.fail(f"must be >= {MIN_POSITIVE:g} (smaller scales overflow), got {value!r}", key)
         if lo is not None and (value <= lo if strict_lo else value < lo):
@@ -83,7 +83,7 @@ class Section:
     def text(self, key: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> str:
         value = self.data.get(key, default)
         if not isinstance(value, str):
-            self.fail("is required" if value is None else f"must be a string, got {_show(value)}", key)
+            self.fail("is required" if value is None else f"must be a string, got {show(value)}", key)
         if choices and value not in choices:
             self.fail(f"must be one of {', '.join(choices)}, got {value!r}", key)
         return value
@@ -91,7 +91,7 @@ class Section:
     def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
-            self.fail(f"must be true or false, got {_show(value)}", key)
+            self.fail(f"must be true or false, got {show(value)}", key)
         return value
 
     def array(self, key: str, shape: tuple[int | None, ...] | None = None, default: Any = None) -> np.ndarray:
@@ -101,24 +101,16 @@ class Section:
         try:
             arr = np.asarray(value, dtype=float)
         except (TypeError, ValueError, OverflowError, RecursionError):
-            self.fail(f"must be numbers, got {_show(value)}", key)
+            self.fail(f"must be numbers, got {show(value)}", key)
         if arr.dtype == object or not np.all(np.isfinite(arr)):
-            self.fail(f"must be finite numbers, got {_show(value)}", key)
+            self.fail(f"must be finite numbers, got {show(value)}", key)
         if arr.size and np.max(np.abs(arr)) > MAX_ABS:
-            self.fail(f"must be numbers of magnitude at most {MAX_ABS:g}, got {_show(value)}", key)
+            self.fail(f"must be numbers of magnitude at most {MAX_ABS:g}, got {show(value)}", key)
         if shape is not None and (arr.ndim != len(shape) or any(
                 s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
             want = "x".join("any" if s is None else str(s) for s in shape)
             self.fail(f"must have shape {want}, got {'x'.join(map(str, arr.shape)) or 'a scalar'}", key)
         return arr
-
-
-def _show(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:                       # an integer of more than 4300 digits
-        return "an integer too large to print"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -279,19 +271,19 @@ def safe_name(sec: Section, name: str) -> str:
            or any(ord(c) < 32 for c in name) or len(name) > 100)
     if bad:
         sec.fail(f"must be a plain file name (no '/', '\\', ':', '..', control characters; "
-                 f"1 to 100 characters), got {_show(name)}", "name")
+                 f"1 to 100 characters), got {show(name)}", "name")
     return name
 
 
 def _metrics(top: Section) -> tuple[str, ...]:
     value = top.data.get("metrics", list(METRICS))
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        top.fail(f"must be a list of metric names, got {_show(value)}", "metrics")
+        top.fail(f"must be a list of metric names, got {show(value)}", "metrics")
     unknown = [v for v in value if v not in METRICS]
     if unknown:
         top.fail(f"unknown metric {unknown[0]!r} (metrics: {', '.join(METRICS)})", "metrics")
     if len(set(value)) != len(value):
-        top.fail(f"names a metric twice: {_show(value)}", "metrics")
+        top.fail(f"names a metric twice: {show(value)}", "metrics")
     return tuple(value)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ecosystem.errors import StudyError, UsageError
+from ecosystem.errors import StudyError, UsageError, show
 from ecosystem.formats import scenario as scenario_mod
 from ecosystem.formats.names import resolve
 from ecosystem.formats.scenario import INT_MAX, MAX_ABS, Scenario, ScenarioError, Section, read_toml
@@ -187,9 +187,9 @@ def parse(data: dict, path: str | Path) -> Study:
     for key, values in grid.items():
         claim(key, "grid")
         if not isinstance(values, list) or not values:
-            top.fail(f"must be a non-empty list of values, got {_show(values)}", f"grid.{key}")
+            top.fail(f"must be a non-empty list of values, got {show(values)}", f"grid.{key}")
         if len({_canonical(v) for v in values}) != len(values):
-            top.fail(f"has repeated values: {_show(values)}", f"grid.{key}")
+            top.fail(f"has repeated values: {show(values)}", f"grid.{key}")
         axes.append((key, [({}, {key: v}, {key: v}) for v in values]))
     if random_keys:
         for key in random_keys:
@@ -248,9 +248,9 @@ def _seeds(top: Section) -> list[int]:
         return list(range(start, start + count))
     if not isinstance(value, list) or not value or not all(
             isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= INT_MAX for s in value):
-        top.fail(f"must be a non-empty list of integers >= 0 or {{start, count}}, got {_show(value)}", "seeds")
+        top.fail(f"must be a non-empty list of integers >= 0 or {{start, count}}, got {show(value)}", "seeds")
     if len(set(value)) != len(value):
-        top.fail(f"has repeated seeds: {_show(value)}", "seeds")
+        top.fail(f"has repeated seeds: {show(value)}", "seeds")
     return list(value)
 
 
@@ -286,7 +286,7 @@ def _random_points(sec: Section, keys: dict[str, Any]) -> list[tuple[dict, dict,
         s = _Sec(spec if isinstance(spec, dict) else {}, f"{sec.where}.{key}", sec.origin)
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
             s.fail(f"must be one of {{uniform = [lo, hi]}}, {{loguniform = [lo, hi]}}, "
-                   f"{{integers = [lo, hi]}}, {{choice = [...]}}; got {_show(spec)}")
+                   f"{{integers = [lo, hi]}}, {{choice = [...]}}; got {show(spec)}")
         dist, args = next(iter(spec.items()))
         if dist == "choice":
             if not isinstance(args, list) or not args:
@@ -311,7 +311,7 @@ def _bounds(s: Section, dist: str, args: Any, integer: bool, positive: bool) -> 
         ok = all(isinstance(a, int) for a in args)
     if not ok or args[0] > args[1] or (positive and args[0] <= 0):
         kind = "integers" if integer else "positive numbers" if positive else "numbers"
-        s.fail(f"must be [lo, hi] with lo <= hi, {kind}; got {_show(args)}", dist)
+        s.fail(f"must be [lo, hi] with lo <= hi, {kind}; got {show(args)}", dist)
     return args[0], args[1]
 
 
@@ -322,10 +322,3 @@ def _canonical(value: Any) -> str:
 def _digest(value: Any) -> str:
     return hashlib.sha256(_canonical(value).encode()).hexdigest()
 
-
-def _show(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:                       # an integer of more than 4300 digits
-        return "an integer too large to print"
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -68,37 +68,39 @@ def model_params(scenario: str) -> dict:
 # --------------------------------------------------------------------------- analysis
 
 
-def _too_large(model: VizModel, what: str, command: str) -> str | None:
-    """Why the page does not compute ``what`` for this ecosystem (too many free parameters), or None."""
+def _cached(model: VizModel, key: str, what: str, command: str, compute, failure: str) -> dict:
+    """``compute(model)`` once per model (kept as ``model.<key>``), or ``{"message": ...}`` when the
+    ecosystem has too many free parameters for the page (``ecosystem <command>`` instead) or the
+    computation fails (``failure``: the message's start)."""
+    cached = getattr(model, key, None)
+    if cached is not None:
+        return cached
     size = len(model.model_agents) * model.state.shape[1]
-    if size <= MAX_ANALYSIS_PARAMETERS:
-        return None
-    return (f"{what} offered here up to {MAX_ANALYSIS_PARAMETERS} free parameters "
-            f"(this ecosystem has {size}); run `ecosystem {command}` instead.")
+    if size > MAX_ANALYSIS_PARAMETERS:
+        out = {"message": f"{what} offered here up to {MAX_ANALYSIS_PARAMETERS} free parameters "
+                          f"(this ecosystem has {size}); run `ecosystem {command}` instead."}
+    else:
+        try:
+            out = compute(model)
+        except Exception as err:
+            out = {"message": f"{failure}: {type(err).__name__}: {err}"}
+    setattr(model, key, out)
+    return out
 
 
 def analysis_result(model: VizModel) -> dict:
     """``analyze(model)`` as a dict (with the heatmap figure), or ``{"message": ...}``; cached per model."""
-    cached = getattr(model, "_analysis", None)
-    if cached is not None:
-        return cached
-    too_large = _too_large(model, "The influence analysis is", "analyze")
-    if too_large:
-        out = {"message": too_large}
-    else:
-        try:
-            result = analysis.analyze(model, analysis.curation_parameters(model))
-        except Exception as err:
-            out = {"message": f"The analysis failed: {type(err).__name__}: {err}"}
-        else:
-            out = result.to_dict()
-            if out["parameters"]:
-                fig = Figure(figsize=(1.6 + 0.7 * len(out["parameters"]), 1.4 + 0.45 * len(out["models"])), dpi=DPI)
-                figures.draw_influence(fig.add_subplot(), result.influence.influence, out["models"],
-                                       out["parameters"])
-                fig.tight_layout()
-                out["figure"] = fig
-    model._analysis = out
+    return _cached(model, "_analysis", "The influence analysis is", "analyze", _analysis, "The analysis failed")
+
+
+def _analysis(model: VizModel) -> dict:
+    result = analysis.analyze(model, analysis.curation_parameters(model))
+    out = result.to_dict()
+    if out["parameters"]:
+        fig = Figure(figsize=(1.6 + 0.7 * len(out["parameters"]), 1.4 + 0.45 * len(out["models"])), dpi=DPI)
+        figures.draw_influence(fig.add_subplot(), result.influence.influence, out["models"], out["parameters"])
+        fig.tight_layout()
+        out["figure"] = fig
     return out
 
 
@@ -107,25 +109,16 @@ def policy_result(model: VizModel) -> dict:
     ecosystem's current total curation as the budget: ``PolicyReport.to_dict()`` (predicted at the
     stable point, not simulated) plus ``rows`` ``(lever, now, optimal, siloed)``, or ``{"message": ...}``;
     cached per model."""
-    cached = getattr(model, "_policy", None)
-    if cached is not None:
-        return cached
-    too_large = _too_large(model, "Policies are", "optimize")
-    if too_large:
-        out = {"message": too_large}
-    else:
-        try:
-            levers = policy.curation_levers(model)
-            budget = float(sum(lv.parameter.get(model.graph) for lv in levers))
-            problem = policy.Problem(model, levers, budget, "mean")
-            report = policy.optimize(problem, simulate_policies=False, n_random=0)
-            out = report.to_dict()
-            out["rows"] = [(lv.parameter.label(), lv.parameter.get(model.graph), float(o), float(q)) for lv, o, q
-                           in zip(levers, report.policies["optimal"].levers, report.policies["siloed"].levers,
-                                  strict=True)]
-        except Exception as err:
-            out = {"message": f"No policy comparison: {type(err).__name__}: {err}"}
-    model._policy = out
+    return _cached(model, "_policy", "Policies are", "optimize", _policy, "No policy comparison")
+
+
+def _policy(model: VizModel) -> dict:
+    levers = policy.curation_levers(model)
+    budget = float(sum(lv.parameter.get(model.graph) for lv in levers))
+    report = policy.optimize(policy.Problem(model, levers, budget, "mean"), simulate_policies=False, n_random=0)
+    out = report.to_dict()
+    out["rows"] = [(lv.parameter.label(), lv.parameter.get(model.graph), float(o), float(q)) for lv, o, q
+                   in zip(levers, report.policies["optimal"].levers, report.policies["siloed"].levers, strict=True)]
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ecosystem.cli.options import add_allow_outside_paths
 from ecosystem.core import flows
 from ecosystem.errors import UsageError
 from ecosystem.formats.names import resolve
@@ -26,8 +27,7 @@ def register(sub) -> None:
     ana.add_argument("--out", type=Path, help="also write analysis.json and influence.png here")
     ana.add_argument("--param", action="append", default=[], metavar="KIND:TARGET",
                      help="extra parameter, e.g. tau:users_A, K:users_A, real_share:A, weight:B->A")
-    ana.add_argument("--allow-outside-paths", action="store_true",
-                     help="let files a scenario names (topology files) lie outside the scenario's folder")
+    add_allow_outside_paths(ana)
     ana.set_defaults(handler=_analyze)
 
 

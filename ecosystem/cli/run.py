@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecosystem.cli.options import add_allow_outside_paths
 from ecosystem.core.model import MODES
 from ecosystem.errors import UsageError
 from ecosystem.formats.names import resolve
@@ -23,8 +24,7 @@ def register(sub) -> None:
     run.add_argument("--seed", type=int, help="random seed (overrides the file)")
     run.add_argument("--mode", choices=MODES, help="population (exact) or sample (finite samples)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    run.add_argument("--allow-outside-paths", action="store_true",
-                     help="let files a scenario names (topology files) lie outside the scenario's folder")
+    add_allow_outside_paths(run)
     run.set_defaults(handler=_run)
 
 

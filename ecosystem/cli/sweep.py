@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ecosystem.cli.options import add_allow_outside_paths
 from ecosystem.errors import UsageError
 from ecosystem.formats import study as study_mod
 from ecosystem.formats.names import resolve
@@ -28,8 +29,7 @@ def register(sub) -> None:
                    "or 'local' for a LocalCluster of --workers processes")
     p.add_argument("--db", type=Path, help="results database (default: results/<study name>/study.sqlite)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                     help="let files a scenario names (topology files) lie outside the scenario's folder")
+    add_allow_outside_paths(p)
     p.set_defaults(handler=_sweep)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ecosystem.cli.options import add_allow_outside_paths
 from ecosystem.core import flows
 from ecosystem.formats.names import resolve
 from ecosystem.formats.scenario import load
@@ -13,8 +14,7 @@ def register(sub) -> None:
     """Add the ``validate`` subcommand to the ``ecosystem`` subparsers ``sub``."""
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")
-    val.add_argument("--allow-outside-paths", action="store_true",
-                     help="let files a scenario names (topology files) lie outside the scenario's folder")
+    add_allow_outside_paths(val)
     val.set_defaults(handler=_validate)
 
 

@@ -24,7 +24,7 @@ $(VENV)/.viz: $(VENV)/.core
 	@touch $@
 
 $(VENV)/.test: $(VENV)/.core
-	$(PY) -m pip install --quiet -e ".[dev,dask,viz,browser]"
+	$(PY) -m pip install --quiet -e ".[dev,dask,viz,browser,learned]"
 	@touch $@
 
 run: $(VENV)/.core

@@ -5,8 +5,10 @@ import re
 from conftest import ROOT
 
 
-def _blocks():
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+def _blocks(section: str = "## Python API"):
+    """The Python blocks of the README from ``section`` on."""
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text[text.index(section):], flags=re.S)
 
 
 def _run(block, monkeypatch, tmp_path):
@@ -31,3 +33,12 @@ def test_readme_scripting_example_runs(monkeypatch, tmp_path):
     assert model.steps == 60
     assert list(log["action"][:2]) == ["set_K", "scale_real_share"]
     assert "remove_model" in set(log["action"]) and "B_more" not in model.graph
+
+
+def test_readme_plugin_example_registers_its_model(monkeypatch, tmp_path):
+    from ecosystem.learned import MODELS
+
+    monkeypatch.delitem(MODELS, "independent_normals", raising=False)
+    namespace = _run(_blocks("## Learned models")[0], monkeypatch, tmp_path)
+    assert MODELS["independent_normals"] is namespace["IndependentNormals"]
+    del MODELS["independent_normals"]

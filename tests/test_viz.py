@@ -10,7 +10,6 @@ from viz_support import need_module
 need_module("solara", "pip install -e '.[viz]'")
 
 import ipyvuetify as v  # noqa: E402
-import ipywidgets as widgets  # noqa: E402
 import solara  # noqa: E402
 
 from ecosystem.core import flows  # noqa: E402
@@ -97,11 +96,11 @@ def test_pictures_change_with_the_rounds():
     assert first[0] != second[0] and first[1] != second[1]
 
 
-def _render():
+def _render(**knobs):
     @solara.component
     def Page():
         with solara.AppLayout():
-            app.make_page("default")
+            app.make_page("default", **knobs)
 
     return solara.render(Page(), handle_error=False)
 
@@ -122,12 +121,12 @@ def test_page_renders_and_step_advances_the_model_and_redraws():
     labels = [b.children[0] for b in rc.find(v.Btn).widgets]
     assert {"Reset", "Step"} <= set(labels)
     assert "Round 0" in _status_html(rc)
-    network_before = rc.find(widgets.Image).widgets[0].value
+    network_before = rc.find(v.Img).widgets[0].src
     step = rc.find(v.Btn, children=["Step"]).widget
     for _ in range(3):
         step.click()
     assert "Round 3" in _status_html(rc)
-    assert rc.find(widgets.Image).widgets[0].value != network_before
+    assert rc.find(v.Img).widgets[0].src != network_before
     rc.close()
 
 
@@ -177,3 +176,72 @@ def test_scripted_events_run_and_pictures_follow_models_that_appear():
     assert app._picture(m, SeriesPicture).names == names
     marks = app._picture(m, SeriesPicture).alignment.events.get_segments()
     assert [seg[0][0] for seg in marks] == [50, 80]               # the story's events so far
+
+
+def test_each_page_builds_its_own_model():
+    (_a, one), (_b, two) = _render(), _render()
+    step = one.find(v.Btn, children=["Step"]).widget
+    for _ in range(3):
+        step.click()
+    assert "Round 3" in _status_html(one)
+    assert "Round 0" in _status_html(two)
+    one.close()
+    two.close()
+
+
+def test_knobs_show_the_built_values_and_explain_impossible_combinations():
+    _box, rc = _render()
+    labels = [w.label for w in rc.find(v.Select).widgets]
+    assert "Curation ratio λ · now 0.5–0.6" in labels and "Topology · now explicit graph" in labels
+    assert [t.children[0] for t in rc.find(v.Tab).widgets] == ["Ecosystem", "Long-run analysis"]
+    topology = rc.find(v.Select, label="Topology · now explicit graph").widget
+    topology.v_model = "ring"
+    rc.find(v.Select, label="Curation ratio λ · now 0.5–0.6").widget.v_model = "0.8"
+    warning = rc.find(v.Alert).widget.children[0]
+    assert warning == ("Cannot build: curation ratio λ 0.8 + real-data share 0.3 (knob at file) = 1.1 exceeds 1: "
+                       "lower one of them")
+    rc.find(v.Btn, children=["Reset"]).widget.click()
+    errors = [a.children[0] for a in rc.find(v.Alert).widgets]
+    assert sum("exceeds 1" in e for e in errors) == 1          # the status says it, once
+    assert not any("/" in e for e in errors)                    # no path of the machine
+    rc.close()
+
+
+def test_round_zero_axes_do_not_zoom_into_noise():
+    series = SeriesPicture(VizModel(scenario_name=DEFAULT))
+    for panel in series.panels:
+        lo, hi = panel.ylim
+        assert hi - lo >= 1e-3
+    assert series.alignment.ylim[1] - series.alignment.ylim[0] >= 0.5
+
+
+def test_title_follows_the_scenario_and_topology():
+    assert VizModel(scenario_name=RING_FILE).heading() == "ring · ring topology · 6 models"
+    assert VizModel(scenario_name=DEFAULT, topology="star", n="4").heading() == "default · star topology · 4 models"
+
+
+def test_a_topology_replaces_the_story_models_of_the_shipped_default():
+    m = VizModel(scenario_name="default", topology="ring")
+    assert m.error is None and len(m.model_agents) == 6
+
+
+def test_learned_models_of_pictures_show_their_samples_and_follow_the_rounds():
+    pytest.importorskip("sklearn")
+    m = VizModel("learned/photos")
+    assert m.error is None
+    _box, rc = solara.render(app.SamplesView(m), handle_error=False)
+    before = rc.find(v.Img).widget.src
+    m.step()
+    _box2, rc2 = solara.render(app.SamplesView(m), handle_error=False)
+    assert rc2.find(v.Img).widget.src != before
+    rc.close()
+    rc2.close()
+    _box3, rc3 = solara.render(app.SamplesView(VizModel(scenario_name=DEFAULT)), handle_error=False)
+    assert not rc3.find(v.Img).widgets                  # other families: no sample grid
+    rc3.close()
+
+
+def test_a_learned_scenario_in_population_mode_is_a_message_without_a_path():
+    pytest.importorskip("sklearn")
+    m = VizModel("learned/photos", mode="population")
+    assert m.error.startswith("learned models run in sample mode only") and "/" not in m.error

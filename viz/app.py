@@ -1,12 +1,15 @@
-"""The browser page: an ecosystem live in Mesa's ``SolaraViz`` (matplotlib drawings).
+"""The browser page: an ecosystem live, laid out as a Mesa ``SolaraViz`` app (matplotlib drawings).
 
-Run it with ``ecosystem viz [SCENARIO]`` (or ``solara run viz/app.py``). The sidebar holds
-Mesa's Reset / Play / Step controls and the knobs (scenario, topology and size, curation
-ratio, K, tau, real-data share, mode, seed): change knobs, then press Reset to rebuild the
-ecosystem. Page 0 shows the data-flow graph coloured by alignment, a status line, and time
-series of alignment, diversity and homogenisation; page 1 the influence matrix and the
-backfire list of :func:`ecosystem.analysis.analyze`, and on request the optimal vs siloed
-curation policy (:mod:`ecosystem.analysis.policy`).
+Run it with ``ecosystem viz [SCENARIO]`` (or ``solara run viz/app.py``). Every browser session
+(tab, reload) builds its own model (:func:`Page`), so visitors never step each other's
+ecosystem. The sidebar holds Mesa's Reset / Play / Step controls (``ModelController``) and the
+knobs (scenario or scripted story, topology and size, curation ratio, K, tau, real-data share,
+mode, seed), each labelled with the built ecosystem's value; a combination that cannot be built
+is explained under the knobs before Reset. The "Ecosystem" tab shows the data-flow graph
+coloured by alignment, a status line, and time series of alignment, diversity and
+homogenisation; the "Long-run analysis" tab the influence matrix and the backfire list of
+:func:`ecosystem.analysis.analyze`, and on request the optimal vs siloed curation policy
+(:mod:`ecosystem.analysis.policy`). Pictures scale with the window.
 
 The scenario shown first is ``$ECOSYSTEM_VIZ_SCENARIO`` (a name in ``scenarios/`` or a path),
 else ``default``.
@@ -15,6 +18,7 @@ else ``default``.
 from __future__ import annotations
 
 import os
+from base64 import b64encode
 from html import escape
 
 import matplotlib
@@ -22,19 +26,23 @@ import matplotlib
 matplotlib.use("Agg")
 import solara
 from matplotlib.figure import Figure
-from mesa.visualization import SolaraViz
+from mesa.visualization.solara_viz import ModelController, UserInputs
 from mesa.visualization.utils import update_counter
 
 from ecosystem import analysis
 from ecosystem.analysis import policy
-from ecosystem.formats import figures
+from ecosystem.core.learned import Learned
+from ecosystem.formats import figures, sample_grid
 from ecosystem.formats.names import name_of, shipped
-from viz.model import FILE, KS, MODES, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, relayout
-from viz.pictures import DPI, NetworkPicture, SeriesPicture
+from viz.model import FILE, KS, MODES, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, knob_problem, relayout
+from viz.pictures import DPI, NetworkPicture, SeriesPicture, png_of
 
 MAX_ANALYSIS_PARAMETERS = 400
 """Analysis (a Jacobian by finite differences) is offered up to this many free parameters."""
 HINT = "Change knobs, then press <b>Reset</b> to rebuild the ecosystem; <b>Step</b> or <b>▶</b> to run rounds."
+PLAY_INTERVAL_MS = 50
+WIDE = "width: 100%; height: auto"
+"""Style of the pictures: as wide as their column, so they scale with the window."""
 
 
 def initial_scenario() -> str:
@@ -46,22 +54,35 @@ def _choices(values) -> list[str]:
     return [FILE, *(str(v) for v in values)]
 
 
-def model_params(scenario: str) -> dict:
-    """The knobs of the page (Mesa ``SolaraViz`` user parameters); ``file`` keeps the file's value."""
+def model_params(scenario: str, values: dict | None = None, effective: dict | None = None) -> dict:
+    """The knobs of the page (Mesa user parameters); ``file`` keeps the file's value.
+
+    ``values``: the knobs' current values (default: the scenario's, ``file`` elsewhere);
+    ``effective``: the built ecosystem's values (:meth:`VizModel.effective`), shown in the labels.
+    """
     names = shipped()
     if scenario not in names:
         names.append(scenario)
-    select = lambda label, values: {"type": "Select", "value": FILE, "values": values, "label": label}  # noqa: E731
+    values, effective = values or {}, effective or {}
+
+    def label(key: str, text: str) -> str:
+        return f"{text} · now {effective[key]}" if key in effective else text
+
+    def select(key: str, text: str, choices: list[str]) -> dict:
+        return {"type": "Select", "value": values.get(key, FILE), "values": choices, "label": label(key, text)}
+
     return {
-        "scenario_name": {"type": "Select", "value": scenario, "values": names, "label": "Scenario"},
-        "topology": select("Topology", _choices(TOPOLOGIES)),
-        "n": select("Size n (models)", _choices(SIZES)),
-        "curation_ratio": select("Curation ratio λ", _choices(SHARES)),
-        "real_share": select("Real-data share", _choices(SHARES)),
-        "K": select("K (candidates per choice)", _choices(KS)),
-        "tau": select("τ (temperature)", _choices(TAUS)),
-        "mode": select("Mode", _choices(MODES)),
-        "seed": {"type": "InputText", "value": "", "label": "Seed (blank: the file's)"},
+        "scenario_name": {"type": "Select", "value": values.get("scenario_name", scenario), "values": names,
+                          "label": "Scenario or story"},
+        "topology": select("topology", "Topology", _choices(TOPOLOGIES)),
+        "n": select("n", "Size n (models)", _choices(SIZES)),
+        "curation_ratio": select("curation_ratio", "Curation ratio λ", _choices(SHARES)),
+        "real_share": select("real_share", "Real-data share", _choices(SHARES)),
+        "K": select("K", "K (candidates per choice)", _choices(KS)),
+        "tau": select("tau", "τ (temperature)", _choices(TAUS)),
+        "mode": select("mode", "Mode", _choices(MODES)),
+        "seed": {"type": "InputText", "value": values.get("seed", ""),
+                 "label": label("seed", "Seed (blank: the file's)")},
     }
 
 
@@ -97,10 +118,9 @@ def _analysis(model: VizModel) -> dict:
     result = analysis.analyze(model, analysis.curation_parameters(model))
     out = result.to_dict()
     if out["parameters"]:
-        fig = Figure(figsize=(1.6 + 0.7 * len(out["parameters"]), 1.4 + 0.45 * len(out["models"])), dpi=DPI)
+        fig = Figure(figsize=figures.influence_size(len(out["models"]), len(out["parameters"])), dpi=DPI)
         figures.draw_influence(fig.add_subplot(), result.influence.influence, out["models"], out["parameters"])
-        fig.tight_layout()
-        out["figure"] = fig
+        out["figure"] = png_of(fig)
     return out
 
 
@@ -159,13 +179,20 @@ def _picture_view(model: VizModel, kind: type, on_error: solara.Element) -> sola
     update_counter.get()
     png = solara.use_memo(lambda: None if model.error else _picture(model, kind).png(model),
                           [id(model), model.steps])
-    return on_error if model.error else solara.Image(png, format="png")
+    return on_error if model.error else _image(png)
+
+
+def _image(png: bytes) -> solara.Element:
+    """A PNG as wide as its column."""
+    return solara.v.Img(src=f"data:image/png;base64,{b64encode(png).decode()}", contain=True, style_=WIDE,
+                        class_="ecosystem-picture")
 
 
 @solara.component
 def NetworkView(model: VizModel) -> solara.Element:
-    """The data-flow graph, models coloured by their current alignment."""
-    return _picture_view(model, NetworkPicture, solara.Error(f"Cannot build this ecosystem: {model.error}"))
+    """The data-flow graph, models coloured by their current alignment (nothing when not built:
+    :func:`StatusView` says why)."""
+    return _picture_view(model, NetworkPicture, solara.Text(""))
 
 
 @solara.component
@@ -191,6 +218,19 @@ def StatusView(model: VizModel) -> solara.Element:
     return main
 
 
+@solara.component
+def SamplesView(model: VizModel) -> solara.Element:
+    """Learned models of pictures: each model's samples at the start and now, drawn with the same
+    random numbers (:mod:`ecosystem.formats.sample_grid`); nothing for other families."""
+    update_counter.get()
+    family = None if model.error else model.family
+    if not isinstance(family, Learned) or not family.shape:
+        return solara.Text("")
+    start, now = sample_grid.draws(family, model.state)
+    names = list(model.kernel.models)
+    return _image(png_of(sample_grid.figure(family, start, now, names, now=f"round {model.steps}")))
+
+
 def _html(html: str) -> solara.Element:
     return solara.HTML(tag="div", unsafe_innerHTML=html)
 
@@ -210,7 +250,7 @@ def AnalysisView(model: VizModel) -> solara.Element:
         _html(f"<h3>Long-run analysis (population mode)</h3><p>Stable point {status} in {r['iterations']} "
               f"iterations; spectral radius {r['spectral_radius']:.4f}: {stable}.</p>")
         if "figure" in r:
-            solara.FigureMatplotlib(r["figure"], format="png", dependencies=[id(model)])
+            _image(r["figure"])
         own = self_backfire(r)
         if own:
             _html("<p><b>Self backfire</b> (more curation by a model's own users lowers its long-run alignment): "
@@ -254,21 +294,67 @@ def PolicyView(model: VizModel) -> solara.Element:
     return main
 
 
-def make_page(scenario: str | None = None, **knobs: str) -> solara.Element:
-    """The ``SolaraViz`` page for ``scenario`` (default: :func:`initial_scenario`), built with ``knobs``."""
+def _same_knobs(a: dict, b: dict) -> bool:
+    """Whether two knob settings build the same ecosystem (blank and ``file`` alike)."""
+    norm = lambda knobs: {k: FILE if v in ("", None) else str(v) for k, v in knobs.items()}  # noqa: E731
+    return norm(a) == norm(b)
+
+
+@solara.component
+def KnobCheck(knobs: dict, built: VizModel) -> solara.Element:
+    """Above the knobs: why the chosen combination cannot be built, before Reset (after Reset the
+    status says it: one message), else nothing."""
+    problem = solara.use_memo(lambda: knob_problem(**knobs), [tuple(sorted(knobs.items()))])
+    if problem is None or _same_knobs(knobs, built.knobs):
+        return solara.Text("")
+    return solara.Warning(f"Cannot build: {problem}", dense=True)
+
+
+@solara.component
+def EcosystemPage(scenario: str | None = None, **knobs: str) -> solara.Element:
+    """The page of one browser session for ``scenario`` (default: :func:`initial_scenario`), first
+    built with ``knobs``. The model lives in this component's state: each session has its own."""
     scenario = scenario or initial_scenario()
     if scenario.endswith(".toml"):
         scenario = name_of(scenario)
-    params = model_params(scenario)
-    for key, value in knobs.items():
-        params[key]["value"] = str(value)
-    return SolaraViz(
-        VizModel(scenario_name=scenario, **knobs),
-        components=[(NetworkView, 0), (SeriesView, 0), (StatusView, 0), (AnalysisView, 1), (PolicyView, 1)],
-        model_params=params,
-        name="ecosystem: curation in a multi-model training loop",
-        play_interval=50,
-    )
+    first = solara.use_memo(lambda: VizModel(scenario_name=scenario, **knobs), [])
+    model = solara.use_reactive(first)
+    defaults = {k: v["value"] for k, v in model_params(scenario).items()} | {k: str(v) for k, v in knobs.items()}
+    chosen = solara.use_reactive(defaults)
+    interval = solara.use_reactive(PLAY_INTERVAL_MS)
+    render_every = solara.use_reactive(1)
+    threads = solara.use_reactive(False)
+    built = model.value
+    solara.Title(f"ecosystem · {built.heading()}")
+    with solara.AppBar():
+        solara.AppBarTitle(f"ecosystem: {built.heading()}")
+    with solara.Sidebar(), solara.Column():
+        with solara.Card("Controls"):
+            ModelController(model, model_parameters=chosen, play_interval=interval, render_interval=render_every,
+                            use_threads=threads)
+        with solara.Card("Knobs (press Reset to apply)"):
+            KnobCheck(chosen.value, built)
+            UserInputs(model_params(scenario, chosen.value, built.effective()),
+                       on_change=lambda key, value: chosen.set({**chosen.value, key: value}))
+    with solara.lab.Tabs(lazy=True):          # the analysis is computed when its tab is opened
+        with solara.lab.Tab("Ecosystem"):
+            with solara.Columns([1, 1]):
+                NetworkView(built)
+                SeriesView(built)
+            StatusView(built)
+            SamplesView(built)
+        with solara.lab.Tab("Long-run analysis"):
+            with solara.Columns([3, 2]):
+                AnalysisView(built)
+                PolicyView(built)
 
 
-page = make_page()
+def make_page(scenario: str | None = None, **knobs: str) -> solara.Element:
+    """The page for ``scenario`` first built with ``knobs``, as an element to render (benchmarks, tests)."""
+    return EcosystemPage(scenario, **knobs)
+
+
+@solara.component
+def Page() -> solara.Element:
+    """The page solara serves: one :func:`EcosystemPage` per browser session."""
+    return EcosystemPage()

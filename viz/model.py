@@ -5,13 +5,15 @@ so this class turns a scenario name and the page's knobs into a data-flow graph.
 :data:`FILE` keeps the scenario file's value. A combination that cannot be built (an invalid
 scenario, shares that cannot add up, a rule without ``K``, ...) does not raise: the model keeps
 the message in :attr:`VizModel.error`, draws nothing and does not step, and the page shows the
-message instead of a traceback.
+message instead of a traceback. :func:`knob_problem` checks a combination without building it
+(for the page to explain it before Reset).
 
 This module does not import solara: the model can be built and tested without the viz extra.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import networkx as nx
@@ -19,6 +21,7 @@ import numpy as np
 from mesa import Model
 
 from ecosystem.core import flows
+from ecosystem.core.agents import CuratorAgent
 from ecosystem.core.curation import Curator
 from ecosystem.core.model import EcosystemModel
 from ecosystem.errors import EcosystemError
@@ -73,15 +76,16 @@ class VizModel(EcosystemModel):
                       "mode": mode, "seed": seed}
         self.error: str | None = None
         try:
-            built = _build(**self.knobs)
+            scenario, graph, mode_, seed_, self.topology = _build(**self.knobs)
+            args = scenario.model_args(seed=seed_, mode=mode_, graph=graph)
         except (EcosystemError, ValueError) as err:
             Model.__init__(self, rng=0)
             self.error, self.running = str(err), False
-            self.title, self.graph, self.model_agents = scenario_name, nx.DiGraph(), []
+            self.title, self.graph, self.model_agents = name_of_knob(scenario_name), nx.DiGraph(), []
+            self.topology = None
             self.history: dict[str, list] = {}
             return
-        scenario, graph, mode_, seed_ = built
-        super().__init__(**scenario.model_args(seed=seed_, mode=mode_, graph=graph))
+        super().__init__(**args)
         self.title, self.seed = scenario.name, seed_
         self.layout = relayout(graph)
         self.colour_bound = alignment_scale(self)
@@ -118,6 +122,26 @@ class VizModel(EcosystemModel):
         """Current alignment of every model, by node name."""
         return dict(zip(self.kernel.models, self.measures["alignment"], strict=True)) if not self.error else {}
 
+    def heading(self) -> str:
+        """The page title: scenario, topology and size."""
+        if self.error:
+            return f"{self.title}: not built"
+        shape = f"{self.topology} topology" if self.topology else "explicit graph"
+        return f"{self.title} · {shape} · {len(self.model_agents)} models"
+
+    def effective(self) -> dict[str, str]:
+        """The built ecosystem's value of every knob (what ``file`` means for this scenario), as text."""
+        if self.error:
+            return {}
+        curated = [a for a in self.model_agents if a.curation_ratio > 0]
+        curators = self.agents_by_type[CuratorAgent] if CuratorAgent in self.agents_by_type else []
+        return {"scenario_name": self.title, "topology": self.topology or "explicit graph",
+                "n": str(len(self.model_agents)),
+                "curation_ratio": value_range(a.curation_ratio for a in curated),
+                "real_share": value_range(a.real_share for a in self.model_agents),
+                "K": value_range(c.K for c in curators if c.K), "tau": value_range(c.tau for c in curators),
+                "mode": self.mode, "seed": str(self.seed)}
+
     def describe(self) -> str:
         """One line: what was built (scenario, size, mode, seed)."""
         if self.error:
@@ -127,9 +151,33 @@ class VizModel(EcosystemModel):
                 f"{self.family.kind}, {self.mode} mode, seed {self.seed}")
 
 
-def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: Any, tau: Any,
-           real_share: Any, mode: str, seed: Any) -> tuple[Scenario, nx.DiGraph, str, int]:
-    """Parse the scenario with the knobs applied: ``(scenario, graph, mode, seed)``."""
+def value_range(values: Iterable[float]) -> str:
+    """``values`` as one number, a range ``lo–hi`` or ``—`` (none), 3 significant digits."""
+    values = sorted(set(round(float(v), 6) for v in values))
+    if not values:
+        return "—"
+    return f"{values[0]:.3g}" if len(values) == 1 else f"{values[0]:.3g}–{values[-1]:.3g}"
+
+
+def name_of_knob(scenario_name: str) -> str:
+    """The scenario's name for messages: a shipped name as given, a path as its file name."""
+    return scenario_name.rsplit("/", 1)[-1].removesuffix(".toml") if scenario_name.endswith(".toml") else scenario_name
+
+
+def knob_problem(**knobs: Any) -> str | None:
+    """Why the knobs cannot be built (one message without paths), or None when they can."""
+    try:
+        _build(**knobs)
+    except (EcosystemError, ValueError) as err:
+        return str(err)
+    return None
+
+
+def _build(scenario_name: str, topology: str = FILE, n: Any = FILE, curation_ratio: Any = FILE, K: Any = FILE,
+           tau: Any = FILE, real_share: Any = FILE, mode: str = FILE,
+           seed: Any = FILE) -> tuple[Scenario, nx.DiGraph, str, int, str | None]:
+    """Parse the scenario with the knobs applied: ``(scenario, graph, mode, seed, topology kind or None)``.
+    Messages name the knobs, never the file's path."""
     path = resolve(scenario_name)
     data = read_toml(path)
     size = _number("size n", n, int, 1, 10_000)
@@ -153,6 +201,7 @@ def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: An
         for key, value in (("curation_ratio", lam), ("real_share", real)):
             if value is not None:
                 topo[key] = value
+        _check_topology_shares(topo, lam, real)
         cur = topo.setdefault("curator", {})
         for key, value in (("K", k), ("tau", t)):
             if value is not None:
@@ -164,11 +213,27 @@ def _build(scenario_name: str, topology: str, n: Any, curation_ratio: Any, K: An
     elif size is not None:
         raise ScenarioError(f"size n: scenario {default_name(path)!r} lists its models explicitly; "
                             "pick a topology to set n")
-    scenario = parse(data, origin=str(path), default_name=default_name(path))
+    try:
+        scenario = parse(data, origin=str(path), default_name=default_name(path))
+    except ScenarioError as err:
+        raise ScenarioError(str(err).replace(f"{path}: ", "").replace(str(path.parent) + "/", "")) from None
     graph = scenario.graph.copy()
     if topo is None:               # explicit graph: set the shares and rules of the curated models
         _apply_explicit(graph, lam, real, k, t)
-    return scenario, graph, scenario.mode if mode == FILE else mode, scenario.seed if seed_ is None else seed_
+    return (scenario, graph, scenario.mode if mode == FILE else mode, scenario.seed if seed_ is None else seed_,
+            None if topo is None else str(topo.get("kind")))
+
+
+def _check_topology_shares(topo: dict, lam: float | None, real: float | None) -> None:
+    """Curation ratio + real-data share of a topology must not exceed 1 (named as knobs; a value the
+    page did not set is marked "knob at file")."""
+    shares = [(what, topo.get(key, 0.0), knob is None) for what, key, knob in
+              (("curation ratio λ", "curation_ratio", lam), ("real-data share", "real_share", real))]
+    total = sum(float(v) for _, v, _ in shares)
+    if total > 1 + flows.SHARE_TOLERANCE:
+        terms = " + ".join(f"{what} {float(v):g}" + (" (knob at file)" if from_file else "")
+                           for what, v, from_file in shares)
+        raise ScenarioError(f"{terms} = {total:g} exceeds 1: lower one of them")
 
 
 def _params(kind: Any) -> set[str]:
@@ -183,7 +248,7 @@ def _as_topology(data: dict, kind: str) -> dict:
     rewards = list(data.get("rewards", {}))
     if not rewards:
         raise ScenarioError("the scenario defines no rewards for the topology's curators")
-    for key in ("models", "curators", "pools", "flows"):
+    for key in ("models", "curators", "pools", "flows", "figures"):   # the story's models go too
         data.pop(key, None)
     curator = dict(old.get("curator", {}))
     if "reward" not in curator and "users" not in curator:

@@ -28,6 +28,21 @@ from viz.model import VizModel
 DPI = 80
 
 
+def encode(canvas: FigureCanvasAgg) -> bytes:
+    """The drawn canvas as PNG bytes (opaque, fast zlib level)."""
+    buf = io.BytesIO()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
+    Image.fromarray(rgb).save(buf, format="png", compress_level=1)
+    return buf.getvalue()
+
+
+def png_of(figure: Figure) -> bytes:
+    """A static figure as PNG bytes."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return encode(canvas)
+
+
 class Blitted:
     """A figure whose ``dynamic`` artists are redrawn over a cached background."""
 
@@ -51,10 +66,7 @@ class Blitted:
             self.canvas.restore_region(self.background)
         for artist in self.dynamic:
             self.figure.draw_artist(artist)
-        buf = io.BytesIO()
-        rgb = np.asarray(self.canvas.buffer_rgba())[..., :3]           # opaque figure: drop alpha
-        Image.fromarray(rgb).save(buf, format="png", compress_level=1)  # fast zlib level
-        return buf.getvalue()
+        return encode(self.canvas)
 
 
 class NetworkPicture:
@@ -68,9 +80,8 @@ class NetworkPicture:
         self.models = [v for v in model.graph.nodes if model.graph.nodes[v]["kind"] == "model"]
         self.nodes = figures.draw_network(ax, model.graph, model.alignment_by_name, model.layout, -bound, bound)
         fig.colorbar(self.nodes, ax=ax, extend="both", shrink=0.8,
-                     label="alignment with own users' reward (fixed scale)")
+                     label="alignment with own users' reward (fixed scale, 0: neutral)")
         self.title = ax.set_title(" ", fontsize=10)
-        fig.tight_layout()
         labels = [t for t in ax.texts]          # node labels stay on top of the recoloured nodes
         self.blit = Blitted(fig, [self.nodes, *labels, self.title])
 
@@ -85,17 +96,19 @@ class NetworkPicture:
 class _Panel:
     """One time-series axes: faint or labelled per-model lines plus summary lines, growing limits."""
 
-    def __init__(self, ax, names: list, summaries: dict[str, dict], per_model: bool = True) -> None:
-        self.ax, self.names = ax, names
+    def __init__(self, ax, names: list, summaries: dict[str, dict], per_model: bool = True,
+                 min_span: float = 0.0) -> None:
+        self.ax, self.names, self.min_span = ax, names, min_span
         self.lines = []
         self.labelled = per_model and len(names) <= figures.MAX_LINES
         self.collection = None
         if self.labelled:
-            self.lines = [ax.plot([], [], lw=1.2, label=str(n))[0] for n in names]
+            self.lines = [ax.plot([], [], lw=1.2, color=figures.COLOURS[k % 7], ls=figures.LINESTYLES[k // 7 % 4],
+                                  label=str(n))[0] for k, n in enumerate(names)]
         elif per_model:
-            self.collection = LineCollection([], colors="tab:blue", alpha=0.15, lw=0.8)
+            self.collection = LineCollection([], colors=figures.COLOURS[0], alpha=0.15, lw=0.8)
             ax.add_collection(self.collection)
-            ax.plot([], [], color="tab:blue", alpha=0.4, label=f"{len(names)} models")
+            ax.plot([], [], color=figures.COLOURS[0], alpha=0.4, label=f"{len(names)} models")
         self.summaries = {key: ax.plot([], [], **style)[0] for key, style in summaries.items()}
         # scripted events: dotted vertical lines at the rounds they took effect
         self.events = LineCollection([], colors="0.45", linestyles=":", lw=1.2, transform=ax.get_xaxis_transform())
@@ -135,9 +148,15 @@ class _Panel:
         if values.size:
             lo, hi = float(values.min()), float(values.max())
             if self.ylim is None or lo < self.ylim[0] or hi > self.ylim[1]:
-                span = max(hi - lo, 1e-3 * max(abs(hi), abs(lo), 1e-9))
-                old = self.ylim or (lo, hi)
-                self.ylim = (min(old[0], lo - 0.15 * span), max(old[1], hi + 0.15 * span))
+                # never zoom into round-off: at least min_span, or 5% of the values' magnitude
+                span = max(hi - lo, self.min_span, 0.05 * max(abs(hi), abs(lo)), 1e-9)
+                if hi - lo < span:
+                    lo, hi = (lo + hi - span) / 2, (lo + hi + span) / 2
+                bottom, top = lo - 0.15 * span, hi + 0.15 * span
+                if values.min() >= 0 > bottom:        # a nonnegative series (divergence) starts at 0
+                    bottom, top = 0.0, top - bottom
+                old = self.ylim or (bottom, top)
+                self.ylim = (min(old[0], bottom), max(old[1], top))
                 self.ax.set_ylim(*self.ylim)
                 grown = True
         return grown
@@ -169,22 +188,22 @@ class SeriesPicture:
         self.names = names
         self.alignment = _Panel(fig.add_subplot(grid[0, :]), names, {
             "mean_alignment": {"color": "k", "ls": "--", "lw": 2, "label": "ecosystem mean"},
-            "min_alignment": {"color": "k", "ls": ":", "lw": 1.5, "label": "ecosystem min"}})
+            "min_alignment": {"color": "k", "ls": ":", "lw": 1.5, "label": "ecosystem min"}},
+            min_span=model.colour_bound)
         self.diversity = _Panel(fig.add_subplot(grid[1, 0]), names, {
-            "mean_diversity": {"color": "k", "ls": "--", "lw": 2, "label": "mean"}})
+            "mean_diversity": {"color": "k", "ls": "--", "lw": 2, "label": "mean"}}, min_span=1e-2)
         self.homogenisation = _Panel(fig.add_subplot(grid[1, 1]), names, {
-            "pairwise_divergence": {"color": "tab:purple", "lw": 2}}, per_model=False)
+            "pairwise_divergence": {"color": figures.COLOURS[5], "lw": 2}}, per_model=False, min_span=1e-3)
         self.alignment.ax.plot([], [], color="0.45", ls=":", lw=1.2, label="scripted event")
         self.alignment.ax.set_ylabel("alignment E[r]")
         self.alignment.ax.axhline(0, color="0.6", lw=0.8)
         self.alignment.ax.set_title("alignment with own users", fontsize=10)
-        self.alignment.ax.legend(fontsize=7, ncol=3, loc="upper left")
+        self.alignment.ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         self.diversity.ax.set_title("diversity: " + ("entropy (nats)" if model.family.kind == "categorical"
                                                      else "total variance"), fontsize=10)
         self.homogenisation.ax.set_title("homogenisation: pairwise divergence", fontsize=10)
         self.panels = (self.alignment, self.diversity, self.homogenisation)
         self.update_data(model)
-        fig.tight_layout()
         self.blit = Blitted(fig, [a for p in self.panels for a in p.dynamic])
 
     def update_data(self, model: VizModel) -> bool:

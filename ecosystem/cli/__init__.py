@@ -14,11 +14,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ecosystem.cli import analyze, optimize, report, reproduce, run, sweep, validate, viz
+from ecosystem.cli import analyze, optimize, plot, report, reproduce, run, sweep, validate, viz
+from ecosystem.cli.options import add_plugin, figure_output
 from ecosystem.errors import EcosystemError, UsageError
 from ecosystem.formats.scenario import ALLOW_OUTSIDE
+from ecosystem.learned.plugins import PLUGINS, load_plugins
 
-COMMANDS = (run, validate, analyze, optimize, reproduce, sweep, report, viz)
+COMMANDS = (run, validate, analyze, optimize, reproduce, sweep, report, plot, viz)
 """The subcommand modules, in the order ``ecosystem --help`` lists them."""
 
 
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
+    for command_parser in sub.choices.values():
+        add_plugin(command_parser)
     return parser
 
 
@@ -38,28 +42,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 @contextmanager
-def _outside_paths(allow: bool) -> Iterator[None]:
-    """With ``allow``, let scenarios name files outside their folder (an environment variable,
-    so that sweep workers in other processes see it too); restored afterwards."""
-    if not allow:
+def _environment(name: str, value: str | None) -> Iterator[None]:
+    """Set the environment variable ``name`` to ``value`` (None: leave it) for the command, so
+    that study workers in other processes see it too; restored afterwards."""
+    if value is None:
         yield
         return
-    before = os.environ.get(ALLOW_OUTSIDE)
-    os.environ[ALLOW_OUTSIDE] = "1"
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(ALLOW_OUTSIDE, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[ALLOW_OUTSIDE] = before
+            os.environ[name] = before
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ecosystem`` command; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
-        with _outside_paths(getattr(args, "allow_outside_paths", False)):
+        load_plugins(args.plugin)     # a module that cannot be imported fails before anything runs
+        with (_environment(ALLOW_OUTSIDE, "1" if getattr(args, "allow_outside_paths", False) else None),
+              _environment(PLUGINS, ",".join(args.plugin) or None), figure_output(args)):
             return args.handler(args)
     except EcosystemError as err:
         print(f"error: {err}", file=sys.stderr)

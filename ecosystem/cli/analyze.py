@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ecosystem.cli.options import add_allow_outside_paths
+from ecosystem.cli.options import add_allow_outside_paths, add_figure_options
 from ecosystem.core import flows
 from ecosystem.errors import UsageError
 from ecosystem.formats.names import resolve
@@ -24,10 +24,11 @@ def register(sub) -> None:
     ana = sub.add_parser("analyze", help="stable point, convergence, influence matrix and backfire report")
     ana.add_argument("scenario", nargs="?", help="scenario file or name (default: the default scenario)")
     ana.add_argument("--json", action="store_true", help="print the analysis as JSON")
-    ana.add_argument("--out", type=Path, help="also write analysis.json and influence.png here")
+    ana.add_argument("--out", type=Path, help="also write analysis.json and the influence figure here")
     ana.add_argument("--param", action="append", default=[], metavar="KIND:TARGET",
                      help="extra parameter, e.g. tau:users_A, K:users_A, real_share:A, weight:B->A")
     add_allow_outside_paths(ana)
+    add_figure_options(ana)
     ana.set_defaults(handler=_analyze)
 
 
@@ -65,14 +66,13 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.out:
         with staged(args.out) as stage:
             (stage / "analysis.json").write_text(text + "\n")
-            figures.influence_heatmap(result.influence.influence, report["models"], report["parameters"],
-                                      stage / "influence.png")
+            figures.analysis_figure(report, stage / "influence.png")
     if args.json:
         print(text)
         return 0
     _print_analysis(report)
     if args.out:
-        print(f"wrote analysis.json and influence.png to {args.out}/")
+        print(f"wrote analysis.json and influence.{args.figure_format} to {args.out}/")
     return 0
 
 

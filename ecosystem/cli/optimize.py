@@ -16,6 +16,7 @@ import math
 import time
 from pathlib import Path
 
+from ecosystem.cli.options import add_figure_options
 from ecosystem.errors import UsageError
 from ecosystem.formats.names import resolve
 from ecosystem.formats.scenario import Scenario, load
@@ -36,6 +37,7 @@ def register(sub) -> None:
     opt.add_argument("--sample-seeds", type=int, default=0, metavar="N",
                      help="also run every policy in sample mode over N seeds (200 rounds, mean of the last 100)")
     opt.add_argument("--out", type=Path, help="also write policy.json and policy.png here")
+    add_figure_options(opt)
     opt.set_defaults(handler=_optimize)
 
 
@@ -95,23 +97,17 @@ def _optimize(args: argparse.Namespace) -> int:
         _write(args.out, result, report)
     _print(result, report, time.perf_counter() - start)
     if args.out:
-        print(f"wrote policy.json and policy.png to {args.out}/")
+        print(f"wrote policy.json and policy.{args.figure_format} to {args.out}/")
     return 0
 
 
 def _write(out: Path, result: dict, report) -> None:
-    import numpy as np
-
     from ecosystem.formats import figures
     from ecosystem.formats.files import staged, to_json
 
-    names = list(result["policies"])
-    models = list(result["policies"]["optimal"]["alignment"])
-    objective = np.array([result["policies"][p]["objective"]["simulated"] for p in names], dtype=float)
-    align = np.array([[result["policies"][p]["alignment"][m] for m in models] for p in names], dtype=float)
     with staged(out) as stage:
         (stage / "policy.json").write_text(to_json(result, indent=2) + "\n")
-        figures.policy_comparison(names, objective, align, models, stage / "policy.png", result["objective_kind"])
+        figures.policy_figure(result, stage / "policy.png")
 
 
 def _print(r: dict, report, elapsed: float) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecosystem.cli.options import add_figure_options
 from ecosystem.studies.report import write
 
 
@@ -19,6 +20,7 @@ def register(sub) -> None:
     p.add_argument("--by", help="setting to group by (default: topology, topology.kind or the first axis)")
     p.add_argument("--parquet", action="store_true", help="also write every table as Parquet (needs pyarrow)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_figure_options(p)
     p.set_defaults(handler=_report)
 
 

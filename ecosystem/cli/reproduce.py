@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ecosystem.cli.options import add_figure_options
 from ecosystem.errors import UsageError
 
 REPRODUCTION_NAMES = ("gaussian-mechanism", "two-model-conflict", "ferbach", "collapse", "web-dynamics")
@@ -19,6 +20,7 @@ def register(sub) -> None:
     rep.add_argument("--out", type=Path, help="output folder (default: results/reproduce/<name>/)")
     rep.add_argument("--quick", action="store_true", help="smaller grids and fewer replicates (a smoke run)")
     rep.add_argument("--seed", type=int, default=0, help="seed of the finite-sample runs")
+    add_figure_options(rep)
     rep.set_defaults(handler=_reproduce)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecosystem.cli.options import add_allow_outside_paths
+from ecosystem.cli.options import add_allow_outside_paths, add_figure_options
 from ecosystem.core.model import MODES
 from ecosystem.errors import UsageError
 from ecosystem.formats.names import resolve
@@ -25,6 +25,7 @@ def register(sub) -> None:
     run.add_argument("--mode", choices=MODES, help="population (exact) or sample (finite samples)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     add_allow_outside_paths(run)
+    add_figure_options(run)
     run.set_defaults(handler=_run)
 
 

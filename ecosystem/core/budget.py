@@ -178,12 +178,18 @@ def estimate(graph: nx.DiGraph, family: object, mode: str, steps: int = 1) -> Es
             work = max(work, 8 * (8 * rows * n + 6 * curation.CHUNK_ELEMENTS))
     parts["curation"] = kept + work
     if mode == "sample":
-        item = 8 * (int(getattr(family, "dim", 1)) if gaussian else 1)
+        learned = getattr(family, "kind", "") == "learned"
+        item = 8 * (int(getattr(family, "dim", 1)) if gaussian or learned else 1)
         sizes = np.array([int(graph.nodes[m].get("sample_size", 1000)) for m in models], dtype=float)
         total = float(sizes.sum())
         parts["samples"] = int(total * (3 * item + 40))
         if any(graph.nodes[m].get("retention") == "subsample" for m in models):
             parts["samples"] += int(total * (2 * item + 16))
+        if learned:   # evaluation draws of every model; accumulated data grows every round
+            parts["evaluation"] = 3 * len(models) * int(family.eval_size) * item
+            kept_all = sum(s for s, m in zip(sizes, models, strict=True)
+                           if graph.nodes[m].get("retention") == "accumulate")
+            parts["samples"] += int(kept_all * max(int(steps), 1) * (item + 8))
         if groups:
             k = max(getattr(cur.rule, "candidates", 1) for cur, _ in groups.values())
             parts["candidates"] = int(min(total * k, CANDIDATE_CHUNK) * (3 * item + 48))

@@ -8,7 +8,6 @@ import numpy as np
 from mesa import DataCollector
 
 from ecosystem.core.agents import GenerativeModelAgent
-from ecosystem.core.metrics import AGENT_COLUMNS
 
 
 class Collector(DataCollector):
@@ -27,7 +26,7 @@ class Collector(DataCollector):
         agents = list(model.agents_by_type[agent_type])
         rows = np.fromiter((a.index for a in agents), dtype=np.int64, count=len(agents))
         columns = [(model.curation_ratios if c == "curation_ratio" else model.measures[c])[rows].tolist()
-                   for c in AGENT_COLUMNS]
+                   for c in model.agent_columns]
         return zip(repeat(model.time), (a.unique_id for a in agents), (a.name for a in agents), *columns,
                    strict=False)
 

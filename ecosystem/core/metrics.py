@@ -10,6 +10,9 @@ Per model (the formulas are the family's, see :class:`~ecosystem.core.families.F
   2-Wasserstein distance (Gaussian);
 - ``change``: relative parameter change per round (convergence).
 
+Learned models (:mod:`ecosystem.core.learned`) are measured on evaluation draws with common
+random numbers; their alignment comes with its standard error (``alignment_se``).
+
 For the ecosystem: mean and minimum alignment, mean diversity, mean drift, maximum change,
 and homogenisation as the mean pairwise divergence between models (squared Hellinger for
 categorical models; ``|mu_i - mu_j|^2 + |S_i^1/2 - S_j^1/2|_F^2`` for Gaussians).
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecosystem.core.families import Family
+from ecosystem.core.learned import Learned
 from ecosystem.core.rewards import Reward
 
 METRICS = ("alignment", "diversity", "drift", "change", "pairwise_divergence", "cross_alignment")
@@ -97,8 +101,10 @@ def measure(family: Family, rows: np.ndarray, old: np.ndarray, evaluation: Evalu
         m.update(family.diversity(rows))
     if "drift" in want:
         m["drift"] = family.drift(rows, reference, m if "diversity" in want else None)
-    if "change" in want:
-        m["change"] = relative_change(rows, old)
+    if "change" in want:   # a learned family refits objects in place and records their change itself
+        m["change"] = family.change(rows, old) if isinstance(family, Learned) else relative_change(rows, old)
+    if isinstance(family, Learned):
+        m["alignment_se"] = family.standard_error(rows, evaluation.rewards) if "alignment" in want else missing
     defined = m["alignment"][~np.isnan(m["alignment"])]
     ecosystem = {
         "mean_alignment": float(defined.mean()) if defined.size else float("nan"),

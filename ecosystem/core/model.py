@@ -21,6 +21,7 @@ from ecosystem.core import flows, metrics, rounds
 from ecosystem.core.agents import CuratorAgent, DataSourceAgent, GenerativeModelAgent
 from ecosystem.core.collection import Collector, ecosystem_reporter
 from ecosystem.core.families import Family
+from ecosystem.core.learned import Learned
 from ecosystem.core.metrics import AGENT_COLUMNS, ECOSYSTEM_COLUMNS, METRICS
 from ecosystem.core.rewards import Reward
 from ecosystem.errors import NumericalError
@@ -38,7 +39,8 @@ class EcosystemModel(Model):
             each model's initial ``moments``, ``sample_size`` (default 1000),
             ``retention`` (``replace``, ``accumulate`` or ``subsample``) and optional
             ``eval_reward``.
-        family: the model family shared by all nodes.
+        family: the model family shared by all nodes (a learned family is copied for the run,
+            so the same family object can build many runs).
         mode: ``population`` (exact, infinite samples) or ``sample`` (finite samples).
         order: ``synchronous`` (all read last round's outputs) or ``sequential``
             (models update in graph order, each reading the newest outputs).
@@ -68,6 +70,10 @@ class EcosystemModel(Model):
         events: Sequence[events_mod.EventSpec] = (),
     ) -> None:
         super().__init__(rng=rng)
+        if isinstance(family, Learned):
+            if mode != "sample":
+                raise ValueError(f"learned models run in sample mode, not {mode!r}")
+            family = family.instance(self.rng)   # this run's own copies of the models
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"unknown metric {unknown[0]!r} (metrics: {', '.join(METRICS)})")
@@ -77,6 +83,8 @@ class EcosystemModel(Model):
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
         flows.validate(graph, family.kind, getattr(family, "dim", None))
         self.metrics = frozenset(metrics)
+        self.agent_columns = AGENT_COLUMNS + (("alignment_se",) if isinstance(family, Learned) else ())
+        """The per-model columns collected each round (learned models add ``alignment_se``)."""
         self.graph, self.family, self.mode, self.order = graph, family, mode, order
         self.rewards = dict(rewards or {})
         self.builder = builder
@@ -100,7 +108,7 @@ class EcosystemModel(Model):
 
         self.datacollector = Collector(
             model_reporters={"step": "steps", **{c: ecosystem_reporter(c) for c in ECOSYSTEM_COLUMNS}},
-            agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in AGENT_COLUMNS}}},
+            agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in self.agent_columns}}},
         )
         self._cross_rounds: list[tuple[int, list, np.ndarray]] = []   # (step, model names, (N, R) table)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -128,8 +136,15 @@ class EcosystemModel(Model):
         self._evaluation = metrics.Evaluation.of(self.eval_rewards, self.rewards)
         self.curation_ratios = np.array([flows.curation_ratio(self.graph, m) for m in self.kernel.models])
 
-    def _fresh_rows(self, names: list) -> np.ndarray:
-        return np.stack([np.asarray(self.graph.nodes[m]["moments"], dtype=float) for m in names])
+    def _fresh_rows(self, names: list, new: list[int] | None = None) -> np.ndarray:
+        """Initial rows ``(N, k)`` of models ``names``; learned models of rows ``new`` (default: all)
+        get a model object of their own (:meth:`~ecosystem.core.learned.Learned.adopt`)."""
+        rows = np.stack([np.asarray(self.graph.nodes[m]["moments"], dtype=float) for m in names])
+        if isinstance(self.family, Learned):
+            pick = np.arange(len(names)) if new is None else np.asarray(new, dtype=np.int64)
+            if pick.size:
+                rows[pick] = self.family.adopt(rows[pick], self.rng)
+        return rows
 
     def _set_reference(self) -> None:
         """Drift is measured from the reference source's rows (kept if an event removed it), or
@@ -170,7 +185,8 @@ class EcosystemModel(Model):
             keep = [m for m in names if m in old_index]
             self.round_state = self.round_state.reindexed(
                 np.array([old_index[m] for m in keep], dtype=np.int64),
-                np.array([names.index(m) for m in keep], dtype=np.int64), self._fresh_rows(names))
+                np.array([names.index(m) for m in keep], dtype=np.int64),
+                self._fresh_rows(names, [i for i, m in enumerate(names) if m not in old_index]))
             self._reindex_agents(names)
         self._set_reference()
         self._compile_measures()
@@ -275,7 +291,7 @@ class EcosystemModel(Model):
         df = self.datacollector.get_agenttype_vars_dataframe(GenerativeModelAgent).reset_index()
         df = df.rename(columns={"Step": "step"}).drop(columns=["AgentID"])
         df["step"] = df["step"].astype(int)
-        return df[["step", "model", *AGENT_COLUMNS]]
+        return df[["step", "model", *self.agent_columns]]
 
     def cross_alignment_frame(self) -> pd.DataFrame:
         """One row per round per model, one column per named reward."""

@@ -31,6 +31,7 @@ from ecosystem.core.budget import CANDIDATE_CHUNK
 from ecosystem.core.curation import Curator
 from ecosystem.core.families import Family, Judges
 from ecosystem.core.flows import kind, nodes_of, producer
+from ecosystem.core.learned import Learned
 from ecosystem.errors import FlowError
 
 RETENTIONS = ("replace", "accumulate", "subsample")
@@ -427,6 +428,8 @@ def _sample_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng
     x = kernel.fixed.copy()
     x[:n] = state.rows
     samples, owner = kernel.training_samples(x, kernel.sample_size, rng, None if len(models) == n else models)
+    if isinstance(family, Learned):
+        return _learned_rows(kernel, state, models, samples, owner, rng)
     stats = family.empirical(samples, owner, n)[models]
     weight = kernel.sample_size[models].astype(float)
     rows = family.normalise(stats, weight)
@@ -437,16 +440,42 @@ def _sample_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng
         rows[acc] = family.normalise(state.accumulated[models[acc]], state.accumulated_weight[models[acc]])
     sub = kernel.retention[models] == "subsample"
     if sub.any():
-        rows[sub] = _subsample(kernel, state, models[sub], samples, owner, rng)
+        _update_reservoir(kernel, state, models[sub], samples, owner, rng)
+        stats = family.empirical(state.reservoir.samples, state.reservoir.owner, n)[models[sub]]
+        rows[sub] = family.normalise(stats, kernel.sample_size[models[sub]].astype(float))
     return family.fit(rows, state.initial[models])
 
 
-def _subsample(kernel: RoundKernel, state: RoundState, models: np.ndarray, samples: np.ndarray,
-               owner: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Fit rows from a size-M uniform reservoir over all data each model has seen."""
+def _learned_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, samples: np.ndarray,
+                  owner: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Refit learned ``models`` in place (:meth:`Learned.refit`) on this round's samples
+    (``replace``), all rounds' (``accumulate``) or a uniform reservoir of them (``subsample``);
+    their rows (handles) stay as they are."""
+    retention = kernel.retention[models]
+    if (retention == "subsample").any():
+        _update_reservoir(kernel, state, models[retention == "subsample"], samples, owner, rng)
+    if (retention == "accumulate").any():
+        res = state.reservoir or _empty_reservoir(samples, len(state.rows))
+        mine = np.isin(owner, models[retention == "accumulate"])
+        state.reservoir = Reservoir(np.concatenate([res.samples, samples[mine]]),
+                                    np.concatenate([res.owner, owner[mine]]), res.seen)
+    training = []
+    for m, kept in zip(models, retention, strict=True):
+        pool, pool_owner = (samples, owner) if kept == "replace" else (state.reservoir.samples, state.reservoir.owner)
+        training.append(pool[pool_owner == m])
+    kernel.family.refit(state.rows[models], training, rng)
+    return state.rows[models]
+
+
+def _empty_reservoir(samples: np.ndarray, n: int) -> Reservoir:
+    return Reservoir(np.empty((0, *samples.shape[1:]), samples.dtype), np.empty(0, np.int64), np.zeros(n))
+
+
+def _update_reservoir(kernel: RoundKernel, state: RoundState, models: np.ndarray, samples: np.ndarray,
+                      owner: np.ndarray, rng: np.random.Generator) -> None:
+    """Update the size-M uniform reservoirs of ``models`` over all data each has seen."""
     n = len(state.rows)
-    res = state.reservoir or Reservoir(np.empty((0, *samples.shape[1:]), samples.dtype),
-                                       np.empty(0, np.int64), np.zeros(n))
+    res = state.reservoir or _empty_reservoir(samples, n)
     kept, kept_owner, seen = res.samples, res.owner, res.seen.copy()
     keep_mask = ~np.isin(kept_owner, models)
     first = seen[models] == 0
@@ -469,5 +498,3 @@ def _subsample(kernel: RoundKernel, state: RoundState, models: np.ndarray, sampl
         new_owner.append(o)
     seen[models] += kernel.sample_size[models]
     state.reservoir = Reservoir(np.concatenate(new_parts), np.concatenate(new_owner), seen)
-    stats = kernel.family.empirical(state.reservoir.samples, state.reservoir.owner, n)[models]
-    return kernel.family.normalise(stats, kernel.sample_size[models].astype(float))

@@ -4,7 +4,8 @@
   study file, to that file's folder);
 - anything else is the name of a shipped file in the repository's ``scenarios/`` folder:
   ``ring`` is ``scenarios/ring.toml``, ``stories/newcomer`` is
-  ``scenarios/stories/newcomer/scenario.toml``, and for studies ``topologies`` is
+  ``scenarios/stories/newcomer/scenario.toml``, ``learned/digits`` is
+  ``scenarios/learned/digits.toml``, and for studies ``topologies`` is
   ``scenarios/studies/topologies.toml``.
 
 A folder of the working directory never hides a name. The CLI, :func:`ecosystem.load`,
@@ -28,6 +29,7 @@ def shipped(kind: str = "scenario") -> list[str]:
         return sorted(p.stem for p in (SHIPPED / "studies").glob("*.toml"))
     names = [p.stem for p in SHIPPED.glob("*.toml")]
     names += [f"{p.parent.parent.name}/{p.parent.name}" for p in SHIPPED.glob("*/*/scenario.toml")]
+    names += [f"{p.parent.name}/{p.stem}" for p in SHIPPED.glob("*/*.toml") if p.parent.name != "studies"]
     return sorted(names, key=lambda n: (n != DEFAULT_SCENARIO, "/" in n, n))
 
 

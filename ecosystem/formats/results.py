@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecosystem.core import flows
+from ecosystem.core.learned import Learned
 from ecosystem.core.model import EcosystemModel
-from ecosystem.formats import figures
+from ecosystem.formats import figures, sample_grid
 from ecosystem.formats.files import json_number, staged, to_json
 from ecosystem.formats.scenario import Scenario
 
@@ -66,10 +67,9 @@ def write(model: EcosystemModel, scenario: Scenario, seed: int, out: Path) -> li
         model.events_frame().to_csv(stage / "events.csv", index=False)
         marks = sorted({e["round"] for e in model.event_log})
         (stage / "summary.json").write_text(to_json(summary(model, scenario, seed), indent=2) + "\n")
-        figures.time_series(agents, eco, "alignment", stage / "alignment.png", "alignment E[r]", marks)
-        figures.time_series(agents, eco, "diversity", stage / "diversity.png",
-                            "entropy (nats)" if model.family.kind == "categorical" else "total variance", marks)
         final = {a.name: a.alignment for a in model.model_agents}
-        figures.network(model.graph, final, stage / "graph.png")
+        figures.run_figures(stage, agents, eco, model.graph, final, marks, model.family.kind, scenario.contrast)
+        if isinstance(model.family, Learned) and model.family.shape:
+            sample_grid.write(model.family, model.state, model.kernel.models, stage)
         written = [out / f.name for f in sorted(stage.iterdir())]
     return written

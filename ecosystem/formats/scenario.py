@@ -17,100 +17,26 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from ecosystem import learned as registry
 from ecosystem.core import budget, events, flows, topologies
 from ecosystem.core.curation import BestOfK, Curator, Luce, Tilt
 from ecosystem.core.families import Categorical, Family, Gaussian
+from ecosystem.core.learned import Learned
 from ecosystem.core.model import METRICS, MODES, ORDERS, EcosystemModel
 from ecosystem.core.rewards import Ball, Linear, Quadratic, Reward, Tabular
 from ecosystem.core.rounds import RETENTIONS
 from ecosystem.errors import ScenarioError, show
+from ecosystem.formats import learned_space
 from ecosystem.formats.names import resolve
+from ecosystem.formats.section import Section
 
 TOP_KEYS = {
     "name", "description", "seed", "steps", "mode", "order", "reference", "events", "metrics",
-    "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology",
+    "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology", "figures",
 }
 
 
-INT_MAX, MAX_ABS, MIN_POSITIVE = events.INT_MAX, events.MAX_ABS, events.MIN_POSITIVE
 K_MAX, SAMPLE_SIZE_MAX = events.K_MAX, events.SAMPLE_SIZE_MAX
-
-
-class Section:
-    """Checked access to one TOML table; every error names ``where`` (a dotted key)."""
-
-    def __init__(self, data: Any, where: str, origin: str) -> None:
-        self.origin, self.where = origin, where
-        if not isinstance(data, dict):
-            self.fail(f"must be a table, got {show(data)}")
-        self.data = data
-
-    def fail(self, message: str, key: str | None = None):
-        at = f"{self.where}.{key}" if key and self.where else (key or self.where or "(top level)")
-        raise ScenarioError(f"{self.origin}: {at}: {message}")
-
-    def only(self, allowed: set[str]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                self.fail(f"unknown key (allowed: {', '.join(sorted(allowed))})", key)
-
-    def sub(self, key: str, default: Any = None) -> Section:
-        return Section(self.data.get(key, {} if default is None else default), self._at(key), self.origin)
-
-    def _at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def number(self, key: str, default: float | None = None, lo: float | None = None,
-               hi: float | None = None, integer: bool = False, strict_lo: bool = False) -> Any:
-        value = self.data.get(key, default)
-        if value is None:
-            self.fail("is required", key)
-        ok = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok or (isinstance(value, float) and not np.isfinite(value)):
-            self.fail(f"must be {'an integer' if integer else 'a number'}, got {show(value)}", key)
-        if integer and abs(value) > INT_MAX:
-            self.fail(f"must be an integer of at most {INT_MAX} (2**63 - 1), got {show(value)}", key)
-        if not integer and abs(value) > MAX_ABS:
-            self.fail(f"must be a number of magnitude at most {MAX_ABS:g}, got {show(value)}", key)
-        if not integer and strict_lo and lo == 0 and 0 < value < MIN_POSITIVE:
-            self.fail(f"must be >= {MIN_POSITIVE:g} (smaller scales overflow), got {value!r}", key)
-        if lo is not None and (value <= lo if strict_lo else value < lo):
-            self.fail(f"must be {'>' if strict_lo else '>='} {lo}, got {value}", key)
-        if hi is not None and value > hi:
-            self.fail(f"must be <= {hi}, got {value}", key)
-        return int(value) if integer else float(value)
-
-    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, str):
-            self.fail("is required" if value is None else f"must be a string, got {show(value)}", key)
-        if choices and value not in choices:
-            self.fail(f"must be one of {', '.join(choices)}, got {value!r}", key)
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            self.fail(f"must be true or false, got {show(value)}", key)
-        return value
-
-    def array(self, key: str, shape: tuple[int | None, ...] | None = None, default: Any = None) -> np.ndarray:
-        value = self.data.get(key, default)
-        if value is None:
-            self.fail("is required", key)
-        try:
-            arr = np.asarray(value, dtype=float)
-        except (TypeError, ValueError, OverflowError, RecursionError):
-            self.fail(f"must be numbers, got {show(value)}", key)
-        if arr.dtype == object or not np.all(np.isfinite(arr)):
-            self.fail(f"must be finite numbers, got {show(value)}", key)
-        if arr.size and np.max(np.abs(arr)) > MAX_ABS:
-            self.fail(f"must be numbers of magnitude at most {MAX_ABS:g}, got {show(value)}", key)
-        if shape is not None and (arr.ndim != len(shape) or any(
-                s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
-            want = "x".join("any" if s is None else str(s) for s in shape)
-            self.fail(f"must have shape {want}, got {'x'.join(map(str, arr.shape)) or 'a scalar'}", key)
-        return arr
 
 
 @dataclass
@@ -131,12 +57,17 @@ class Scenario:
     events: list[events.EventSpec] = field(default_factory=list)
     builder: Builder | None = None
     metrics: tuple[str, ...] = METRICS
+    contrast: tuple[str, ...] = ()
+    """Models the run's story figure sets side by side (``[figures] contrast``); none: no story figure."""
 
     def model_args(self, *, seed: int | None = None, mode: str | None = None,
                    graph: nx.DiGraph | None = None) -> dict[str, Any]:
         """The keyword arguments of :class:`EcosystemModel` for this scenario: the one place a
         scenario becomes a model (``build``, ``mesa.batch_run``'s model and the browser page's
         use it). ``graph``: a changed copy of :attr:`graph` to build instead (default: a copy)."""
+        if isinstance(self.family, Learned) and (mode or self.mode) != "sample":
+            raise ScenarioError("learned models run in sample mode only; population mode (and analyze and "
+                                "optimize, which need it) takes the categorical or gaussian family")
         return dict(graph=self.graph.copy() if graph is None else graph, family=self.family,
                     mode=mode or self.mode, order=self.order, rewards=self.rewards, reference=self.reference,
                     rng=self.seed if seed is None else seed, builder=self.builder, metrics=self.metrics,
@@ -166,6 +97,9 @@ class Builder:
         return _make_curator(self._section(spec, name), self.rewards)
 
     def distribution(self, spec: Any, name: str) -> np.ndarray:
+        if isinstance(self.family, Learned):   # a run's models live in its own copy of the family
+            raise ScenarioError(f"{self.origin}: event {name!r}: events cannot give learned models new data "
+                                "or distributions (name a source of the file instead)")
         return _distribution(self._section(spec, name), self.family)
 
     def reward(self, name: Any) -> Reward:
@@ -240,6 +174,8 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
     else:
         _explicit(top, graph, family, rewards, sources)
     mode = top.text("mode", "population", MODES)
+    if isinstance(family, Learned) and mode != "sample":
+        top.fail('learned models need mode = "sample"', "mode")
     reference = data.get("reference")
     if reference is not None and reference not in sources:
         top.fail(f"unknown source {reference!r} (sources: {', '.join(sources) or 'none'})", "reference")
@@ -260,8 +196,23 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
         name=safe_name(top, top.text("name", default_name)), description=top.text("description", ""),
         graph=graph, family=family, rewards=rewards, seed=_seed(top), steps=steps, mode=mode,
         order=top.text("order", "synchronous", ORDERS), reference=reference, source=origin,
-        events=specs, builder=builder, metrics=_metrics(top),
+        events=specs, builder=builder, metrics=_metrics(top), contrast=_contrast(top.sub("figures"), graph),
     )
+
+
+def _contrast(sec: Section, graph: nx.DiGraph) -> tuple[str, ...]:
+    """``[figures] contrast``: two or more models of the graph, each once."""
+    sec.only({"contrast"})
+    value = sec.data.get("contrast", [])
+    models = [str(v) for v in flows.nodes_of(graph, "model")]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) == 1:
+        sec.fail(f"must be a list of two or more model names, got {show(value)}", "contrast")
+    unknown = [v for v in value if v not in models]
+    if unknown:
+        sec.fail(f"unknown model {unknown[0]!r} (models: {', '.join(models[:8])})", "contrast")
+    if len(set(value)) != len(value):
+        sec.fail(f"names a model twice: {show(value)}", "contrast")
+    return tuple(value)
 
 
 def safe_name(sec: Section, name: str) -> str:
@@ -313,7 +264,9 @@ def _seed(top: Section) -> int:
 
 
 def _family(sec: Section) -> Family:
-    kind = sec.text("family", "categorical", ("categorical", "gaussian"))
+    kind = sec.text("family", "categorical", ("categorical", "gaussian", "learned"))
+    if kind == "learned":
+        return learned_space.family(sec)
     if kind == "gaussian":
         sec.only({"family", "dim", "covariance", "unbiased"})
         dim = sec.number("dim", 1, lo=1, hi=64, integer=True)
@@ -344,12 +297,15 @@ def _family(sec: Section) -> Family:
 
 
 def _dim(family: Family) -> int:
-    return family.dim if isinstance(family, Gaussian) else family.coords.shape[1]
+    return family.dim if isinstance(family, Gaussian | Learned) else family.coords.shape[1]
 
 
 def _reward(sec: Section, family: Family) -> Reward:
-    kind = sec.text("kind", None, ("linear", "quadratic", "tabular", "ball"))
     d, name = _dim(family), sec.where.split(".", 1)[1]
+    if isinstance(family, Learned) and sec.data.get("kind") not in learned_space.BUILT_IN_REWARDS:
+        sec.text("kind", None, (*learned_space.BUILT_IN_REWARDS, *registry.REWARDS))
+        return learned_space.reward(sec, family, name)
+    kind = sec.text("kind", None, ("linear", "quadratic", "tabular", "ball"))
     if kind == "linear":
         sec.only({"kind", "weights", "offset"})
         return Linear(sec.array("weights", (d,)), sec.number("offset", 0.0), name=name)
@@ -369,6 +325,8 @@ def _reward(sec: Section, family: Family) -> Reward:
 
 def _distribution(sec: Section, family: Family) -> np.ndarray:
     """A distribution spec as a moment row."""
+    if isinstance(family, Learned):
+        return learned_space.source(sec, family)
     d = _dim(family)
     if isinstance(family, Gaussian):
         sec.only({"mean", "cov", "var", "mixture"})
@@ -480,6 +438,8 @@ def _model_attrs(sec: Section, family: Family, rewards: dict[str, Reward],
         moments = moments.copy()
     elif isinstance(init, str):
         moments = _named(sec, "init", sources).copy()
+    elif isinstance(family, Learned) and init is not None:
+        sec.fail("a learned model starts from a source: give the source's name", "init")
     elif init is None:
         if not sources:
             sec.fail("is required when there is no source to start from", "init")

@@ -25,7 +25,8 @@ import numpy as np
 from ecosystem.errors import StudyError, UsageError, show
 from ecosystem.formats import scenario as scenario_mod
 from ecosystem.formats.names import resolve
-from ecosystem.formats.scenario import INT_MAX, MAX_ABS, Scenario, ScenarioError, Section, read_toml
+from ecosystem.formats.scenario import Scenario, ScenarioError, read_toml
+from ecosystem.formats.section import INT_MAX, MAX_ABS, Section
 
 STUDY_KEYS = {"name", "description", "scenario", "seeds", "analysis", "set", "grid", "variants", "random"}
 DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")

@@ -8,8 +8,10 @@ seeds), ``by_<axis>.csv`` (one row per value of the grouping axis, usually the
 topology), ``analyses.csv`` when there are analyses, and ``errors.txt`` (the traceback
 of every failed run). Figures (PNG): final alignment and diversity by topology with the
 seed spread, backfire frequency by topology, observed convergence rate against the
-spectral radius, and alignment over rounds per topology. The folder is written all or
-nothing (:func:`ecosystem.formats.files.staged`). The command is :mod:`ecosystem.cli.report`.
+spectral radius, and alignment over rounds per topology (in the format of
+:func:`ecosystem.formats.figures.output`); :func:`figures_from_tables` redraws them from the
+CSVs (``ecosystem plot``). The folder is written all or nothing
+(:func:`ecosystem.formats.files.staged`). The command is :mod:`ecosystem.cli.report`.
 """
 
 from __future__ import annotations
@@ -118,9 +120,22 @@ def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
     return out, written, notes
 
 
+def figures_from_tables(folder: Path) -> list[str]:
+    """Redraw the figures of a report folder from its CSVs (``runs.csv``, ``rounds.csv``,
+    ``summary.csv``: the swept settings are its columns before ``runs``; ``by_<axis>.csv``: the
+    grouping axis); returns the notes of :func:`figures`."""
+    folder = Path(folder)
+    runs, rounds = pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "rounds.csv")
+    columns = list(pd.read_csv(folder / "summary.csv", nrows=0).columns)
+    axes = columns[:columns.index("runs")] if "runs" in columns else []
+    by = sorted(folder.glob("by_*.csv"))
+    group = next(iter(pd.read_csv(by[0], nrows=0).columns)) if by else None
+    return figures(runs, rounds, group, axes, folder)
+
+
 def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: list[str], folder: Path) -> list[str]:
     """The standard figures into ``folder``; returns notes on figures that could not be drawn."""
-    from ecosystem.formats.figures import plt
+    from ecosystem.formats.figures import COLOURS, panel_letters, plt
     from ecosystem.formats.figures import save as save_figure
 
     notes = []
@@ -132,11 +147,11 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
     order = list(dict.fromkeys(done["_group"]))
     hue = _hue_axis(done, axes, group)
     hues = list(dict.fromkeys(done[hue].astype(str))) if hue else [None]
-    colours = plt.get_cmap("tab10")
+    colours = lambda k: COLOURS[k % len(COLOURS)]  # noqa: E731
 
     # 1. final alignment and diversity by group, every run a point (the seed spread), mean +- sd
     fig, panels = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(order) + 4), 4.2))
-    for ax, column, ylabel in ((panels[0], "mean_alignment", "final mean alignment E[r]"),
+    for ax, column, ylabel in ((panels[0], "mean_alignment", r"final mean alignment $E[r]$"),
                                (panels[1], "mean_diversity", "final mean diversity")):
         for h, value in enumerate(hues):
             rows = done if value is None else done[done[hue].astype(str) == value]
@@ -156,7 +171,8 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
         ax.grid(alpha=0.3)
     if hue:
         panels[0].legend(fontsize=7)
-    fig.suptitle("final alignment and diversity (points: runs; bars: mean +- sd over seeds)", fontsize=10)
+    panel_letters(panels)
+    fig.suptitle(r"final alignment and diversity (points: runs; bars: mean $\pm$ sd over seeds)", fontsize=10)
     save_figure(fig, folder / "final_by_topology.png")
 
     # 2. backfire frequency by group (stable-point analysis)
@@ -211,7 +227,7 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
             ax.plot(mean.index, mean.to_numpy(), color=colours(g % 10), lw=1.6, label=name)
             ax.fill_between(mean.index, q1.to_numpy(), q3.to_numpy(), color=colours(g % 10), alpha=0.15, lw=0)
         ax.set_xlabel("round")
-        ax.set_ylabel("mean alignment E[r]")
+        ax.set_ylabel(r"mean alignment $E[r]$")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         ax.set_title(f"alignment over rounds per {label} (line: mean over runs; band: quartiles)", fontsize=10)

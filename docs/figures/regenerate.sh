@@ -1,0 +1,21 @@
+#!/bin/sh
+# Regenerate every figure in docs/figures/ (shown by docs/REPRODUCTIONS.md and README.md):
+# the five reproductions in full (seed 0) and the default scenario's story and graph.
+#   sh docs/figures/regenerate.sh          (a few minutes on 2 cores)
+# PYTHON picks the interpreter (default .venv/bin/python).
+set -eu
+cd "$(dirname "$0")/../.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for name in gaussian-mechanism two-model-conflict ferbach collapse web-dynamics; do
+    "$PYTHON" -m ecosystem reproduce "$name" --out "$tmp/$name"
+    for figure in "$tmp/$name"/*.png; do
+        cp "$figure" "docs/figures/${name}_$(basename "$figure")"
+    done
+done
+"$PYTHON" -m ecosystem run default --out "$tmp/default" --quiet
+for figure in story graph; do
+    cp "$tmp/default/$figure.png" "docs/figures/default_$figure.png"
+done
+echo "regenerated the reproductions' and the default scenario's figures in docs/figures/"

@@ -1,0 +1,99 @@
+"""``ecosystem plot DIR``: redraw the figures of a results folder from its saved data, without rerunning.
+
+``DIR`` is what ``ecosystem run`` (CSVs and ``summary.json``), ``ecosystem analyze --out``
+(``analysis.json``), ``ecosystem optimize --out`` (``policy.json``) or ``ecosystem report``
+(``runs.csv``, ``rounds.csv``, ``summary.csv``) wrote. The figures are replaced in place, in
+``--format`` at ``--dpi``. A run's graph is the scenario file's (``summary.json`` names it),
+coloured by the final alignments in ``agents.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ecosystem.cli.options import add_figure_options
+from ecosystem.errors import UsageError
+
+
+def register(sub) -> None:
+    """Add the ``plot`` subcommand to the ``ecosystem`` subparsers ``sub``."""
+    p = sub.add_parser("plot", help="redraw a results folder's figures from its saved data (no rerun)")
+    p.add_argument("folder", type=Path, help="folder written by run, analyze --out, optimize --out or report")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_figure_options(p)
+    p.set_defaults(handler=_plot)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    folder: Path = args.folder
+    if not folder.is_dir():
+        raise UsageError(f"{str(folder)!r} is not a folder")
+    for marker, draw in (("agents.csv", _run), ("analysis.json", _analysis), ("policy.json", _policy),
+                         ("runs.csv", _report)):
+        if (folder / marker).is_file():
+            before = {f.name for f in folder.iterdir()}
+            draw(folder)
+            if not args.quiet:
+                new = sorted(f.name for f in folder.iterdir() if f.suffix == f".{args.figure_format}")
+                added = len(set(new) - before)
+                print(f"redrew {len(new)} figures in {folder}/ ({added} new): {', '.join(new)}")
+            return 0
+    raise UsageError(f"{str(folder)!r} holds no saved results to plot (agents.csv, analysis.json, policy.json "
+                     "or runs.csv); a reproduction's figures come from `ecosystem reproduce` again")
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{path}: cannot read: {err}") from None
+
+
+def _csv(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{path}: cannot read: {err}") from None
+
+
+def _run(folder: Path) -> None:
+    from ecosystem.formats import figures
+    from ecosystem.formats.scenario import load
+
+    summary = _json(folder / "summary.json")
+    source = Path(summary.get("source", ""))
+    if not source.is_file():
+        raise UsageError(f"{folder / 'summary.json'}: the scenario file {str(source)!r} it names is gone; "
+                         "the graph cannot be drawn")
+    scenario = load(source)
+    agents, ecosystem = _csv(folder / "agents.csv"), _csv(folder / "model.csv")
+    events = _csv(folder / "events.csv") if (folder / "events.csv").stat().st_size > 1 else None
+    marks = sorted(set(events["round"].astype(int))) if events is not None and "round" in events else []
+    agents["model"] = agents["model"].astype(str)
+    present = {m for m, row in summary.get("models", {}).items() if row.get("present_at_end", True)}
+    final = {node: float(rows["alignment"].iloc[-1]) for node in scenario.graph.nodes
+             if str(node) in present for rows in [agents[agents["model"] == str(node)]] if len(rows)}
+    figures.run_figures(folder, agents, ecosystem, scenario.graph, final, marks, summary.get("family", ""),
+                        scenario.contrast)
+
+
+def _analysis(folder: Path) -> None:
+    from ecosystem.formats import figures
+
+    figures.analysis_figure(_json(folder / "analysis.json"), folder / "influence.png")
+
+
+def _policy(folder: Path) -> None:
+    from ecosystem.formats import figures
+
+    figures.policy_figure(_json(folder / "policy.json"), folder / "policy.png")
+
+
+def _report(folder: Path) -> None:
+    from ecosystem.studies.report import figures_from_tables
+
+    figures_from_tables(folder)

@@ -204,14 +204,20 @@ def _contrast(sec: Section, graph: nx.DiGraph) -> tuple[str, ...]:
     """``[figures] contrast``: two or more models of the graph, each once."""
     sec.only({"contrast"})
     value = sec.data.get("contrast", [])
-    models = [str(v) for v in flows.nodes_of(graph, "model")]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) == 1:
+    if isinstance(value, list) and len(value) == 1:
         sec.fail(f"must be a list of two or more model names, got {show(value)}", "contrast")
-    unknown = [v for v in value if v not in models]
+    return _names(sec, "contrast", value, [str(v) for v in flows.nodes_of(graph, "model")], "model")
+
+
+def _names(sec: Section, key: str, value: Any, known: list[str], what: str) -> tuple[str, ...]:
+    """``value``: a list of names from ``known``, each once (``what``: the kind of name)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        sec.fail(f"must be a list of {what} names, got {show(value)}", key)
+    unknown = [v for v in value if v not in known]
     if unknown:
-        sec.fail(f"unknown model {unknown[0]!r} (models: {', '.join(models[:8])})", "contrast")
+        sec.fail(f"unknown {what} {unknown[0]!r} ({what}s: {', '.join(known[:8])})", key)
     if len(set(value)) != len(value):
-        sec.fail(f"names a model twice: {show(value)}", "contrast")
+        sec.fail(f"names a {what} twice: {show(value)}", key)
     return tuple(value)
 
 
@@ -227,15 +233,7 @@ def safe_name(sec: Section, name: str) -> str:
 
 
 def _metrics(top: Section) -> tuple[str, ...]:
-    value = top.data.get("metrics", list(METRICS))
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        top.fail(f"must be a list of metric names, got {show(value)}", "metrics")
-    unknown = [v for v in value if v not in METRICS]
-    if unknown:
-        top.fail(f"unknown metric {unknown[0]!r} (metrics: {', '.join(METRICS)})", "metrics")
-    if len(set(value)) != len(value):
-        top.fail(f"names a metric twice: {show(value)}", "metrics")
-    return tuple(value)
+    return _names(top, "metrics", top.data.get("metrics", list(METRICS)), list(METRICS), "metric")
 
 
 def _events(top: Section, steps: int) -> list[events.EventSpec]:

@@ -198,3 +198,18 @@ def test_the_readme_tells_what_the_digits_scenario_does():
     still.run(30)
     moved = still.agents_frame().groupby("model")["alignment"].agg(lambda a: abs(a.iloc[-1] - a.iloc[0]))
     assert moved.max() < 0.004 and "within\n0.004 of its start" in readme
+
+
+def test_the_readme_tells_what_the_photos_scenario_does():
+    """The README's numbers for ``learned/photos``: the warm-hue model gains, then ends below its start."""
+    from conftest import ROOT
+
+    from ecosystem.formats.scenario import load
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    model = load("learned/photos").build()
+    model.run(30)
+    m0 = model.agents_frame().query("model == 'm0'").set_index("step")["alignment"]
+    assert m0[3] > m0[0] > m0[30]
+    assert f"alignment {m0[0]:.3f} to {m0[3]:.3f} by round 3" in readme
+    assert f"({m0[30]:.3f} at round 30)" in readme

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,8 @@ FULL = {
     "w1": {"size": {"n": 2000, "outcomes": 512}, "steps": 100, "naive_steps": 3},
     "w2": {"size": {"n": 200, "dim": 8, "samples": 2000}, "steps": 20, "naive_steps": 10},
     "w3": {"runs": 48, "n": 50, "steps": 200, "workers": 2},
+    "w5": {"size": {"n": 20, "dim": 4, "samples": 64}, "steps": 1000, "naive_steps": 200},
+    "reproduce": {"quick": False},
     "scale": {"big": {"n": 10_000, "outcomes": 1000}, "big_steps": 100, "steps": 10,
               "base": {"n": 1000, "outcomes": 256, "m": 3},
               "vary": {"n": [500, 1000, 2000, 4000], "outcomes": [128, 256, 512, 1024], "m": [1, 2, 4, 8]}},
@@ -39,6 +42,8 @@ QUICK = {
     "w1": {"size": {"n": 200, "outcomes": 128}, "steps": 10, "naive_steps": 2},
     "w2": {"size": {"n": 20, "dim": 4, "samples": 200}, "steps": 5, "naive_steps": 5},
     "w3": {"runs": 4, "n": 10, "steps": 20, "workers": 2},
+    "w5": {"size": {"n": 20, "dim": 4, "samples": 64}, "steps": 50, "naive_steps": 10},
+    "reproduce": {"quick": True},
     "scale": {"big": {"n": 500, "outcomes": 128}, "big_steps": 5, "steps": 3,
               "base": {"n": 200, "outcomes": 64, "m": 2},
               "vary": {"n": [100, 200], "outcomes": [64, 128], "m": [1, 2]}},
@@ -118,6 +123,56 @@ def workload(name: str, cfg: dict, reps: int, shared_bases: bool) -> dict[str, A
                    ratio_to_floor_all_metrics=every["per_round"] / fl["per_round"])
     if shared_bases:
         res["speedup_vs_naive_shared_bases"] = got["naive_shared"]["per_round"] / full["per_round"]
+    return res
+
+
+def w4(quick: bool) -> dict[str, Any]:
+    """W4: learned models (:mod:`benchmarks.learned`); needs the ``learned`` extra (scikit-learn)."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return {"skipped": "needs scikit-learn: pip install -e '.[learned]'"}
+    from benchmarks import learned
+
+    return learned.measure(quick)
+
+
+def w5(cfg: dict, reps: int) -> dict[str, Any]:
+    """W5: 20 small Gaussian models in sample mode, where the fixed cost of a round dominates:
+    rounds/s and the share of the engine's time outside the floor's arithmetic (the floor draws
+    the same random numbers and does nothing else)."""
+    res = workload("w5", cfg, reps, shared_bases=False)
+    res["rounds_per_s"] = cfg["steps"] / res["median_s"]
+    res["overhead_share"] = 1.0 - 1.0 / res["ratio_to_floor"]
+    return res
+
+
+def reproduce(cfg: dict, reps: int) -> dict[str, Any]:
+    """CPU seconds of ``gaussian-mechanism`` (the paper's Fig. 3) through the engine and of the plain
+    numpy script of issue 17 (:mod:`benchmarks.mechanism_script`), each a fresh interpreter with one
+    BLAS thread (start-up and imports included); repetitions interleave the two, medians."""
+    import tempfile
+
+    flag = ["--quick"] if cfg["quick"] else []
+    engine = ("from pathlib import Path; import sys; from ecosystem.studies.reproduce import reproduce; "
+              f"reproduce('gaussian-mechanism', Path(sys.argv[1]), quick={cfg['quick']})")
+    commands = {"gaussian_mechanism": [sys.executable, "-c", engine],
+                "script": [sys.executable, "-m", "benchmarks.mechanism_script", *flag, "--out"]}
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(reps):
+        for name, command in commands.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                done = subprocess.run([*command, str(Path(tmp) / "out")], cwd=REPO, env=env, capture_output=True,
+                                      text=True, check=False)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if done.returncode:
+                raise RuntimeError(f"reproduce job {name} failed:\n{done.stderr}")
+            cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    res: dict[str, Any] = {"quick": cfg["quick"]}
+    res.update({f"{name}_cpu_s": statistics.median(times) for name, times in cpu.items()})
+    res["ratio_to_script"] = res["gaussian_mechanism_cpu_s"] / res["script_cpu_s"]
     return res
 
 
@@ -230,13 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, one repetition (a smoke run for CI)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of one figure per line")
-    p.add_argument("--only", default=None, help="comma-separated subset of w1,w2,w3,scale,memory (default: all; "
-                   "with --quick all but memory, which starts a process per family)")
+    p.add_argument("--only", default=None, help="comma-separated subset of w1,w2,w3,w4,w5,reproduce,scale,memory "
+                   "(default: all; with --quick all but memory, which starts a process per family)")
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     global IN_PROCESS
     IN_PROCESS = args.quick
-    only = set((args.only or ("w1,w2,w3,scale" if args.quick else "w1,w2,w3,scale,memory")).split(","))
+    every = "w1,w2,w3,w4,w5,reproduce,scale"
+    only = set((args.only or (every if args.quick else f"{every},memory")).split(","))
     start = time.perf_counter()
     results: dict[str, Any] = {"quick": args.quick, "machine": machine()}
     if "w1" in only:
@@ -245,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         results["w2"] = workload("w2", cfg["w2"], cfg["reps"], shared_bases=False)
     if "w3" in only:
         results["w3"] = w3(cfg["w3"], cfg["reps"])
+    if "w4" in only:
+        results["w4"] = w4(args.quick)
+    if "w5" in only:
+        results["w5"] = w5(cfg["w5"], cfg["reps"])
+    if "reproduce" in only:
+        results["reproduce"] = reproduce(cfg["reproduce"], cfg["reps"])
     if "scale" in only:
         results["scale"] = scale(cfg["scale"])
     if "memory" in only:

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from ecosystem.core.curation import GRID_STEP, Luce, luce_basis
+from ecosystem.core.curation import Luce, luce_basis
 from ecosystem.formats.scenario import Scenario
 
 
@@ -64,7 +64,7 @@ class Floor:
             for out_rows, producers, phi, gumbel, K in self.populations:
                 p = state[producers]
                 weight = np.exp((K - 1) * np.log(p @ phi))
-                q = p * ((K * GRID_STEP) * (weight @ gumbel.T))
+                q = p * (K * (weight @ gumbel.T))
                 x[out_rows] = q / q.sum(axis=1, keepdims=True)
             mix = self.mixing @ x
             state = mix / mix.sum(axis=1, keepdims=True)

@@ -39,7 +39,7 @@ def warm(seconds: float = 0.5) -> int:
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job: ``kind`` in full, full_all_metrics, floor, naive, naive_shared, gflops;
-    ``workload`` w1/w2; sizes."""
+    ``workload`` w1, w2 or w5 (W2's construction); sizes."""
     from benchmarks import floor, naive, workloads
 
     kind, out = job["kind"], {}
@@ -47,7 +47,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         return memory(job)
     if kind == "gflops":
         return {"gflops_1_thread": gflops(threads=1), "gflops_all_threads": gflops(threads=os.cpu_count())}
-    make = workloads.w1_data if job["workload"] == "w1" else workloads.w2_data
+    make = workloads.w1_data if job["workload"] == "w1" else workloads.w2_data   # W5 is a small W2
     start = time.perf_counter()
     size = dict(job.get("size", {}), **({"metrics": None} if kind == "full_all_metrics" else {}))
     scenario = workloads.build(make(**size))

@@ -16,13 +16,18 @@ def test_quick_benchmark_prints_the_figures_as_json():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    for section, keys in {"w1": ("ratio_to_floor", "speedup_vs_naive", "peak_rss_mb", "model_rounds_per_s"),
+    for section, keys in {"w1": ("ratio_to_floor", "speedup_vs_naive", "peak_rss_mb", "model_rounds_per_s",
+                                 "ratio_to_floor_all_metrics"),
                           "w2": ("speedup_vs_naive", "ratio_to_floor", "floor_speedup_vs_naive"),
+                          "w4": ("ratio_to_bare", "speedup_two_cores", "engine_s_per_round", "bare_s_per_round"),
+                          "w5": ("rounds_per_s", "overhead_share", "ratio_to_floor"),
+                          "reproduce": ("gaussian_mechanism_cpu_s", "script_cpu_s", "ratio_to_script"),
                           "w3": ("speedup_process", "speedup_dask", "efficiency_process", "efficiency_dask"),
                           "scale": ("seconds", "peak_rss_mb", "table"),
                           "machine": ("cpu", "gflops_1_thread")}.items():
         for key in keys:
             assert key in out[section], f"{section}.{key}"
+    assert 0 < out["w5"]["overhead_share"] < 1 and out["reproduce"]["gaussian_mechanism_cpu_s"] > 0
 
 
 def test_baselines_compute_the_engines_numbers():

@@ -28,6 +28,7 @@ from scipy.linalg import block_diag
 from scipy.optimize import brentq, minimize_scalar
 
 from ecosystem import analysis
+from ecosystem.core.rounds import advance
 from ecosystem.formats import figures
 from ecosystem.formats.files import staged, to_json
 from ecosystem.formats.scenario import parse
@@ -86,8 +87,9 @@ def mechanism_scenario(ref: dict, t: float, lam: float, n: int | None = None, re
 
 
 def _paper_j(model, rows: np.ndarray) -> np.ndarray:
-    """The paper's alignment: each model's reward at its mean, ``J(theta) = g.theta - eta/2 |theta|^2``."""
-    mean, _ = model.family.mean_cov(rows)
+    """The paper's alignment ``(N,)``: each model's reward at its mean, ``J(theta) = g.theta -
+    eta/2 |theta|^2``, one row at a time (a batched product would change the last bits)."""
+    mean = rows[:, :model.family.dim]
     return np.array([r(m[None])[0] for r, m in zip(model.eval_rewards, mean, strict=True)])
 
 
@@ -118,15 +120,32 @@ def _finite_difference(ref: dict, t: float, lam: float, step: float = 1e-3) -> n
 
 
 def _simulated_j(ref: dict, t: float, lam: float, n: int, replicates: int, rounds: int, burn: int,
-                 seed: int) -> np.ndarray:
-    """Mean paper-J of (theta, phi) over rounds after ``burn`` and over replicates, sample mode."""
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Paper-J of (theta, phi) over rounds after ``burn``, sample mode: the mean over replicates
+    ``(2,)`` and each replicate's own ``(replicates, 2)`` (for intervals).
+
+    The replicates are stacked as nodes of one model, whose rounds are driven by
+    :func:`~ecosystem.core.rounds.advance` alone: the same random stream as ``model.step()``,
+    without its metrics and collection, and J is read only after the burn-in."""
     model = parse(mechanism_scenario(ref, t, lam, n, replicates, seed)).build()
-    total = np.zeros(2)
+    state, total, each = model.round_state, np.zeros(2), np.zeros((replicates, 2))
     for step in range(rounds):
-        model.step()
+        state = advance(model.kernel, state, mode=model.mode, order=model.order, rng=model.rng)
         if step >= burn:
-            total += _paper_j(model, model.state).reshape(replicates, 2).mean(axis=0)
-    return total / (rounds - burn)
+            j = _paper_j(model, state.rows).reshape(replicates, 2)
+            total += j.mean(axis=0)
+            each += j
+    return total / (rounds - burn), each / (rounds - burn)
+
+
+def _sampled_derivative(ref: dict, t: float, lam: float, delta: float, n: int, replicates: int, rounds: int,
+                        burn: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``dJ/dlambda`` ``(2,)`` at ``lam`` by a central difference of sample-mode runs, and the
+    half-width ``(2,)`` of its 95% interval over the replicates (paired: both runs share the seed)."""
+    (up, up_each), (down, down_each) = (_simulated_j(ref, t, lam + sign * delta, n, replicates, rounds, burn, seed)
+                                        for sign in (1, -1))
+    each = (up_each - down_each) / (2 * delta)
+    return (up - down) / (2 * delta), 1.96 * each.std(axis=0, ddof=1) / np.sqrt(replicates)
 
 
 def gaussian_mechanism(out: Path, quick: bool = False, seed: int = 0) -> dict:
@@ -136,15 +155,12 @@ def gaussian_mechanism(out: Path, quick: bool = False, seed: int = 0) -> dict:
     ts = np.linspace(0.05, 1.0, 8 if quick else 39)
     reps, rounds, burn = (8, 40, 30) if quick else (40, 100, 80)
     sizes = (4, 64) if quick else (4, 12, 64)
-    theorem = np.array([_theorem(ref, t, lam0)[0] for t in ts])
-    raw = np.array([_theorem(ref, t, lam0)[1] for t in ts])
+    theorem, raw = (np.array(v) for v in zip(*(_theorem(ref, t, lam0) for t in ts), strict=True))
     explicit = np.array([_explicit(ref, t, lam0) for t in ts])
     fd = np.array([_finite_difference(ref, t, lam0) for t in ts])
     delta, t_sampled = 0.1, ts[:: 2 if quick else 4]
-    sampled = {n: np.array([
-        (_simulated_j(ref, t, lam0 + delta, n, reps, rounds, burn, seed)
-         - _simulated_j(ref, t, lam0 - delta, n, reps, rounds, burn, seed)) / (2 * delta)
-        for t in t_sampled]) for n in sizes}
+    sampled = {n: np.array([_sampled_derivative(ref, t, lam0, delta, n, reps, rounds, burn, seed)
+                            for t in t_sampled]).transpose(1, 0, 2) for n in sizes}   # (value | ci, t, 2)
 
     dq = lambda t: _theorem(ref, t, lam0)[0][1]  # noqa: E731
     flips = np.flatnonzero(np.sign(theorem[:-1, 1]) != np.sign(theorem[1:, 1]))
@@ -155,7 +171,7 @@ def gaussian_mechanism(out: Path, quick: bool = False, seed: int = 0) -> dict:
     for t in (0.2, 0.9):
         exact = np.array([_paper_j(*_model_rows(ref, t, lam)) for lam in lams])
         lam_s = lams[:: 4 if quick else 5]
-        sim = {n: np.array([_simulated_j(ref, t, lam, n, reps, rounds, burn, seed) for lam in lam_s])
+        sim = {n: np.array([_simulated_j(ref, t, lam, n, reps, rounds, burn, seed)[0] for lam in lam_s])
                for n in (4, 32)}
         curves[t] = (exact, lam_s, sim)
     j_of = lambda lam, k: _paper_j(*_model_rows(ref, 0.9, lam))[k]  # noqa: E731
@@ -177,7 +193,8 @@ def gaussian_mechanism(out: Path, quick: bool = False, seed: int = 0) -> dict:
         "max_abs_error_theorem_vs_explicit": float(np.max(np.abs(theorem - explicit))),
         "max_abs_error_theorem_vs_finite_difference": float(np.max(np.abs(theorem - fd))),
         "finite_sample": {str(n): {"t": t_sampled.tolist(), "dJp_dlambda": v[:, 0].tolist(),
-                                   "dJq_dlambda": v[:, 1].tolist()} for n, v in sampled.items()},
+                                   "dJq_dlambda": v[:, 1].tolist(), "dJp_dlambda_ci95": ci[:, 0].tolist(),
+                                   "dJq_dlambda_ci95": ci[:, 1].tolist()} for n, (v, ci) in sampled.items()},
         "raw_effect_positive_everywhere": bool(np.all(raw[:, 0] > 0)),
         "settings": {"replicates": reps, "rounds": rounds, "burn_in": burn, "delta_lambda": delta},
     }
@@ -189,40 +206,46 @@ def _model_rows(ref: dict, t: float, lam: float) -> tuple:
 
 
 def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, lams, curves) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k, (ax, name) in enumerate(zip(axes, ("J_p", "J_q"), strict=True)):
-        ax.plot(ts, theorem[:, k], "k-", lw=2, label="theorem (IFT)")
-        ax.plot(ts, explicit[:, k], "c--", lw=1.5, label="explicit derivative")
-        ax.plot(ts, fd[:, k], "r.", ms=6, label="finite difference")
-        for n, v in sampled.items():
-            ax.plot(t_sampled, v[:, k], "o", ms=4, alpha=0.7, label=f"finite sample n={n}")
+    names = ("J_p", "J_q")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for k, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        ax.plot(ts, theorem[:, k], "k-", lw=2, label="theorem (implicit function)")
+        ax.plot(ts, explicit[:, k], ls="--", color=figures.COLOURS[4], lw=1.5, label="explicit derivative")
+        ax.plot(ts, fd[:, k], ".", color=figures.COLOURS[1], ms=6, label="finite difference")
+        for j, (n, (v, ci)) in enumerate(sampled.items()):
+            ax.errorbar(t_sampled, v[:, k], yerr=ci[:, k], fmt="os^"[j % 3], color=figures.COLOURS[(j + 2) % 7],
+                        ms=4, alpha=0.8, capsize=2, label=f"finite sample, $n = {n}$ (95% interval)")
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel("coupling t")
-        ax.set_ylabel(f"d{name}*/dlambda at lambda0")
-        ax.legend(fontsize=7)
+        ax.set_xlabel("coupling $t$")
+        ax.set_ylabel(rf"$\partial {name}^*/\partial\lambda$ at $\lambda_0$")
+    axes[0].legend(loc="best")
+    figures.panel_letters(axes)
     figures.save(fig, out / "derivatives.png")
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
     for row, t in enumerate((0.2, 0.9)):
         exact, lam_s, sim = curves[t]
-        for k, name in enumerate(("J_p", "J_q")):
+        for k, name in enumerate(names):
             ax = axes[row, k]
             ax.plot(lams, exact[:, k], "k-", lw=2, label="exact")
-            for n, v in sim.items():
-                ax.plot(lam_s, v[:, k], "o", ms=4, label=f"finite sample n={n}")
-            ax.set_title(f"{name}*(lambda) at t = {t}", fontsize=9)
-            ax.set_xlabel("lambda")
-            ax.legend(fontsize=7)
+            for j, (n, v) in enumerate(sim.items()):
+                ax.plot(lam_s, v[:, k], "os"[j % 2], color=figures.COLOURS[(j + 2) % 7], ms=4,
+                        label=f"finite sample, $n = {n}$")
+            ax.set_title(rf"${name}^*(\lambda)$ at $t = {t}$")
+            ax.set_xlabel(r"curation ratio $\lambda$")
+            ax.set_ylabel(rf"${name}^*$")
+    axes[0, 0].legend(loc="best")
+    figures.panel_letters(axes.ravel())
     figures.save(fig, out / "alignment_vs_lambda.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(ts, raw[:, 0], label="raw effect on J_p (one round)")
-    ax.plot(ts, raw[:, 1], label="raw effect on J_q (first arrival)")
-    ax.plot(ts, theorem[:, 1], "k--", label="long-run dJ_q*/dlambda")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(ts, raw[:, 0], label=r"raw effect on $J_p$ (one round)")
+    ax.plot(ts, raw[:, 1], ls="-.", label=r"raw effect on $J_q$ (first arrival)")
+    ax.plot(ts, theorem[:, 1], "k--", label=r"long run $\partial J_q^*/\partial\lambda$")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("coupling t")
-    ax.set_ylabel("effect of curation")
-    ax.legend(fontsize=7)
+    ax.set_xlabel("coupling $t$")
+    ax.set_ylabel(r"effect of curation, per unit $\lambda$")
+    figures.legend_outside(ax)
     figures.save(fig, out / "alignment_proxies.png")
 
 
@@ -260,12 +283,13 @@ def conflict_scenario(cross_theta: float, cross_phi: float, curated_theta: float
 def two_model_conflict(out: Path, quick: bool = False, seed: int = 0) -> dict:
     """Stable alignments at the base mix and with theta's curated share raised to 0.6."""
     rounds = 60 if quick else 300
-    result, deltas = {}, []
+    result, deltas, trajectories = {}, [], {}
     for name, (xt, xp) in SETTINGS.items():
         row = {}
         for tag, share in (("base", 0.5), ("more_curation", 0.6)):
             model = parse(conflict_scenario(xt, xp, share)).build()
             model.run(rounds)
+            trajectories[name, tag] = model.agents_frame()
             row[f"Jp_{tag}"], row[f"Jq_{tag}"] = (float(v) for v in model.measures["alignment"])
             if tag == "base":
                 ana = analysis.analyze(model)
@@ -277,17 +301,40 @@ def two_model_conflict(out: Path, quick: bool = False, seed: int = 0) -> dict:
         row["cross_backfire"] = row["Jq_more_curation"] < row["Jq_base"]
         result[name] = row
         deltas.append((row["Jp_more_curation"] - row["Jp_base"], row["Jq_more_curation"] - row["Jq_base"]))
-    deltas = np.array(deltas)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    x = np.arange(len(SETTINGS))
-    ax.bar(x - 0.2, deltas[:, 0], 0.4, label="change in J_p (theta, curated more)")
-    ax.bar(x + 0.2, deltas[:, 1], 0.4, label="change in J_q (phi)")
-    ax.set_xticks(x, [f"{k}\n{v}" for k, v in SETTINGS.items()], fontsize=8)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_ylabel("stable alignment: curated share 0.6 minus 0.5")
-    ax.legend(fontsize=8)
-    figures.save(fig, out / "conflict.png")
+    _conflict_figure(out, np.array(deltas), trajectories)
     return result
+
+
+def _conflict_figure(out: Path, deltas: np.ndarray, trajectories: dict) -> None:
+    """(a) the change of each stable alignment when theta's curated share goes from 0.5 to 0.6, per
+    setting; (b)-(g) per setting, both models' alignment over rounds at the base and the raised share."""
+    fig = plt.figure(figsize=(13, 5))
+    grid = fig.add_gridspec(2, 4, width_ratios=[1.6, 1, 1, 1])
+    bars = fig.add_subplot(grid[:, 0])
+    x = np.arange(len(SETTINGS))
+    bars.bar(x - 0.2, deltas[:, 0], 0.4, color=figures.COLOURS[0], label=r"$\Delta J_p$ ($\theta$ curated more)")
+    bars.bar(x + 0.2, deltas[:, 1], 0.4, color=figures.COLOURS[1], label=r"$\Delta J_q$ ($\phi$)")
+    bars.set_xticks(x, [f"{k}\n{v[0]:g}, {v[1]:g}" for k, v in SETTINGS.items()])
+    bars.set_xlabel(r"setting (cross fractions $\theta$, $\phi$)")
+    bars.axhline(0, color="grey", lw=0.8)
+    bars.set_ylabel(r"stable alignment: curated share 0.6 minus 0.5")
+    bars.legend(loc="best")
+    panels = [bars]
+    for k, setting in enumerate(SETTINGS):
+        ax = fig.add_subplot(grid[k // 3, 1 + k % 3])
+        for tag, style in (("base", "-"), ("more_curation", "--")):
+            frame = trajectories[setting, tag]
+            for j, (model, symbol) in enumerate((("theta", r"$J_p$"), ("phi", r"$J_q$"))):
+                rows = frame[frame["model"] == model]
+                ax.plot(rows["step"], rows["alignment"], ls=style, color=figures.COLOURS[j],
+                        label=f"{symbol}, share {0.5 if tag == 'base' else 0.6}")
+        ax.set_title(setting)
+        ax.set_xlabel("round")
+        ax.set_ylabel(r"alignment $E[r]$")
+        panels.append(ax)
+    panels[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figures.panel_letters(panels)
+    figures.save(fig, out / "conflict.png")
 
 
 # --------------------------------------------------------------------------- ferbach
@@ -316,30 +363,54 @@ def ferbach_scenario(mode: str, steps: int, seed: int) -> dict:
 def ferbach(out: Path, quick: bool = False, seed: int = 0) -> dict:
     """Reward and diversity over rounds, both modes; collapse onto the ball without real data."""
     steps = 15 if quick else 60
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = plt.figure(figsize=(12, 6.5))
+    grid = fig.add_gridspec(2, 3, width_ratios=[1.3, 1, 1])
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])]
+    maps = [fig.add_subplot(grid[r, c]) for r in (0, 1) for c in (1, 2)]
     summary = {}
-    for mode, style in (("population", "-"), ("sample", "--")):
+    for row, (mode, style) in enumerate((("population", "-"), ("sample", "--"))):
         model = parse(ferbach_scenario(mode, steps, seed)).build()
         model.run(steps)
         agents = model.agents_frame()
         ball = model.rewards["ball"]
         top = model.family.reward_table(ball) >= -1e-12
-        for name, df in agents.groupby("model"):
-            axes[0].plot(df["step"], df["alignment"], style, label=f"{name} ({mode})")
-            axes[1].plot(df["step"], df["diversity"], style, label=f"{name} ({mode})")
+        for k, (name, df) in enumerate(agents.groupby("model")):
+            label = f"{figures.readable(name)} ({mode})"
+            axes[0].plot(df["step"], df["alignment"], style, color=figures.COLOURS[k], label=label)
+            axes[1].plot(df["step"], df["diversity"], style, color=figures.COLOURS[k], label=label)
         final = model.state
+        for k, agent in enumerate(model.model_agents):
+            _density_map(maps[2 * row + k], model.family.coords, final[agent.index],
+                         f"{figures.readable(agent.name)}, {mode}, round {steps}")
         summary[mode] = {
             str(a.name): {"reward": a.alignment, "entropy": a.diversity,
                           "mass_on_ball": float(final[a.index][top].sum())}
             for a in model.model_agents
         }
-    axes[0].set_ylabel("expected reward E[r]")
+    axes[0].set_ylabel(r"expected reward $E[r]$")
     axes[1].set_ylabel("entropy (nats)")
     for ax in axes:
         ax.set_xlabel("round")
-        ax.legend(fontsize=7)
+    axes[1].legend(loc="best")
+    figures.panel_letters([*axes, *maps])
     figures.save(fig, out / "ferbach.png")
     return summary
+
+
+def _density_map(ax, coords: np.ndarray, p: np.ndarray, title: str) -> None:
+    """A model's distribution on the 2-D grid ``coords`` ``(M, 2)`` as a density map, with the
+    reward's ball outlined."""
+    xs, ys = np.unique(coords[:, 0]), np.unique(coords[:, 1])
+    image = np.zeros((len(ys), len(xs)))
+    image[np.searchsorted(ys, coords[:, 1]), np.searchsorted(xs, coords[:, 0])] = p
+    ax.pcolormesh(xs, ys, image, cmap="viridis", shading="nearest", rasterized=True)
+    centre = (1.5 * np.cos(np.pi / 4), 1.5 * np.sin(np.pi / 4))
+    ax.add_patch(plt.Circle(centre, 0.5, fill=False, color="white", ls="--", lw=1))
+    ax.set_aspect("equal")
+    ax.grid(False)
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
 
 
 # --------------------------------------------------------------------------- collapse
@@ -366,20 +437,25 @@ def collapse(out: Path, quick: bool = False, seed: int = 0) -> dict:
     """Mean fitted variance over rounds against sigma0^2 ((M-1)/M)^n."""
     m, reps, steps = 10, (100 if quick else 400), (40 if quick else 200)
     model = parse(collapse_scenario(m, reps, seed)).build()
-    var = []
+    var, quartiles = [], []
     for _ in range(steps + 1):
-        var.append(model.family.mean_cov(model.state)[1][:, 0, 0].reshape(reps, 3).mean(axis=0))
+        per_replicate = model.family.mean_cov(model.state)[1][:, 0, 0].reshape(reps, 3)
+        var.append(per_replicate.mean(axis=0))
+        quartiles.append(np.quantile(per_replicate, [0.25, 0.75], axis=0))
         if len(var) <= steps:
             model.step()
-    var = np.array(var)
+    var, quartiles = np.array(var), np.array(quartiles)
     theory = ((m - 1) / m) ** np.arange(steps + 1)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     for k, name in enumerate(("replace", "accumulate", "20% real data")):
-        ax.semilogy(var[:, k], label=name)
-    ax.semilogy(theory, "k--", label="((M-1)/M)^n")
-    ax.set_xlabel("round n")
-    ax.set_ylabel(f"mean fitted variance (M = {m}, {reps} replicates)")
-    ax.legend(fontsize=8)
+        ax.semilogy(var[:, k], color=figures.COLOURS[k], label=f"{name} (mean)")
+        ax.fill_between(np.arange(steps + 1), quartiles[:, 0, k], quartiles[:, 1, k], color=figures.COLOURS[k],
+                        alpha=0.2, lw=0)
+    ax.semilogy(theory, "k--", label=r"$\sigma_0^2\,((M-1)/M)^n$")
+    ax.fill_between([], [], [], color="0.6", alpha=0.3, label="quartiles over replicates")
+    ax.set_xlabel("round $n$")
+    ax.set_ylabel(f"fitted variance ($M = {m}$, {reps} replicates)")
+    figures.legend_outside(ax)
     figures.save(fig, out / "collapse.png")
     return {"sample_size": m, "replicates": reps, "rounds": steps,
             "final_variance": dict(zip(("replace", "accumulate", "real_data"), var[-1].tolist(), strict=True)),
@@ -425,8 +501,8 @@ def web_dynamics(out: Path, quick: bool = False, seed: int = 0) -> dict:
             summary[tag] = {"initial": float(eco["pairwise_divergence"].iloc[0]),
                             "final": float(eco["pairwise_divergence"].iloc[-1])}
     ax.set_xlabel("round")
-    ax.set_ylabel("mean pairwise squared Hellinger distance")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(r"mean pairwise squared Hellinger distance $H^2$")
+    figures.legend_outside(ax)
     figures.save(fig, out / "web_dynamics.png")
     return summary
 

@@ -91,6 +91,10 @@ def test_a_study_is_the_same_serially_and_on_a_process_pool(cli, workdir):
         assert store.count("done") == 4
         frames.append(pd.concat([store.keyed("rounds"), store.keyed("models")], axis=1))
         store.close()
+    done = cli("report", db, "--quiet")
+    assert done.status == 0, done.err
+    runs = pd.read_csv(db.parent / "report" / "runs.csv")
+    assert len(runs) == 4 and set(runs["status"]) == {"done"}
     pd.testing.assert_frame_equal(frames[0], frames[1])
 
 

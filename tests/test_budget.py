@@ -86,3 +86,15 @@ def test_chunked_candidate_draws_keep_the_distribution(monkeypatch):
 def test_topology_size_beyond_the_documented_maximum_is_a_key_error():
     with pytest.raises(ScenarioError, match=r"topology.n: must be <= 100000"):
         load("ring", {"topology.n": 1_000_000})
+
+
+def test_an_event_that_grows_the_run_beyond_the_budget_is_refused_at_load(monkeypatch):
+    """A ring that fits, and an event that raises one model's sample size to 1e7 at round 5."""
+    monkeypatch.setenv(budget.ENV, "200M")
+    growing = {"mode": "sample", "steps": 10,
+               "events": [{"round": 5, "action": "set_sample_size", "target": "m0", "value": 10_000_000}]}
+    assert load("ring", {"mode": "sample", "steps": 10}).name == "ring"
+    with pytest.raises(ScenarioError) as err:
+        load("ring", growing)
+    msg = str(err.value)
+    assert "events[0] at round 5: after it: the run needs about" in msg and "memory budget of 200 MiB" in msg

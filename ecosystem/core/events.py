@@ -394,9 +394,16 @@ def rounds_of(spec: EventSpec, last: int | None = None) -> list[int]:
     return list(range(spec.round, (end if end is not None else spec.round) + 1, spec.every))
 
 
+GROWING = frozenset({"add_model", "add_curator", "add_flow", "set_flow", "set_sample_size", "set_retention",
+                     "set_K", "set_tau", "set_reward"})
+"""Actions that can make a round need more memory (more nodes, edges, samples or candidates, a
+finer Luce grid); the dry run checks the memory budget after each (``check``)."""
+
+
 def dry_run(graph: nx.DiGraph, builder, specs: list[EventSpec], steps: int, family_kind: str,
-            dim: int | None) -> None:
-    """Apply ``specs`` in time order to a copy of ``graph``; raise :class:`EventError` at the first bad one."""
+            dim: int | None, check: Callable[[nx.DiGraph], object] | None = None) -> None:
+    """Apply ``specs`` in time order to a copy of ``graph``; raise :class:`EventError` at the first bad
+    one. ``check(graph)`` (e.g. the memory budget) runs after each event of :data:`GROWING`."""
     count = sum(len(range(s.round, (s.until if s.until is not None else steps) + 1, s.every))
                 if s.every is not None else 1 for s in specs)
     if count > APPLICATIONS_MAX:
@@ -409,7 +416,9 @@ def dry_run(graph: nx.DiGraph, builder, specs: list[EventSpec], steps: int, fami
             Change(graph=graph, builder=builder)(spec.action, spec.target, spec.value)
             flows.validate(graph, family_kind, dim)
             check_limits(graph, family_kind)
-        except ValueError as err:                    # EventError, FlowError, ScenarioError
+            if check is not None and spec.action in GROWING:
+                check(graph)
+        except ValueError as err:                    # EventError, FlowError, ScenarioError (BudgetError too)
             raise EventError(f"events[{i}] at round {r}: {err}") from None
 
 

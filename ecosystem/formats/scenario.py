@@ -189,7 +189,8 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
     builder = Builder(family, rewards, sources, origin)
     specs = _events(top, steps)
     try:
-        events.dry_run(graph, builder, specs, steps, family.kind, getattr(family, "dim", None))
+        events.dry_run(graph, builder, specs, steps, family.kind, getattr(family, "dim", None),
+                       check=lambda changed: budget.check_scenario(changed, family, mode, steps, "after it"))
     except events.EventError as err:
         raise ScenarioError(f"{origin}: {err}") from None
     return Scenario(

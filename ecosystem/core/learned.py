@@ -25,6 +25,7 @@ import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -73,13 +74,22 @@ def _fit(job: tuple[GenerativeModel, np.ndarray, np.random.Generator]) -> Genera
     return model
 
 
+def sorted_projections(x: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Samples ``x`` ``(..., m, d)`` projected on unit ``directions`` ``(P, d)``, each projection
+    sorted: ``(..., m, P)``, the quantiles that :func:`sliced_wasserstein` matches."""
+    with threadpool_limits(limits=1, user_api="blas"):   # small products: more threads only slow them
+        return np.sort(x @ directions.T, axis=-2)
+
+
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Sliced 1-Wasserstein distance between equal-size samples ``a`` ``(..., m, d)`` and
-    ``b`` ``(..., m, d)``: the mean over unit ``directions`` ``(P, d)`` of the exact 1-D
-    distance between the projected samples (sorted and matched); shape ``(...)``."""
-    with threadpool_limits(limits=1, user_api="blas"):   # small products: more threads only slow them
-        pa = np.sort(a @ directions.T, axis=-2)
-        pb = np.sort(b @ directions.T, axis=-2)
+    ``b`` ``(..., m, d)`` (broadcast): the mean over unit ``directions`` ``(P, d)`` of the exact
+    1-D distance between the projected samples (sorted and matched); shape ``(...)``."""
+    return _distance(sorted_projections(a, directions), sorted_projections(b, directions))
+
+
+def _distance(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """Sliced W1 from sorted projections ``(..., m, P)`` (broadcast)."""
     return np.abs(pa - pb).mean(axis=(-2, -1))
 
 
@@ -115,6 +125,7 @@ class Learned:
     _change: dict = field(default_factory=dict)
     _start: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict)
+    _scores: dict = field(default_factory=dict)
     _pool: ProcessPoolExecutor | None = None
 
     width = 1
@@ -196,8 +207,9 @@ class Learned:
         one call per distinct object, in handle order."""
         handles = rows[which, 0].astype(np.int64)
         out = np.empty((len(which), self.dim))
-        for h in np.unique(handles):
-            idx = np.flatnonzero(handles == h)
+        order = np.argsort(handles, kind="stable")
+        distinct, starts = np.unique(handles[order], return_index=True)
+        for h, idx in zip(distinct, np.split(order, starts[1:]), strict=True):
             out[idx] = self._draw(int(h), len(idx), rng)
         return out
 
@@ -226,6 +238,7 @@ class Learned:
         if key not in self._cache:
             if len(self._cache) > 4 * len(self.objects):
                 self._cache.clear()
+                self._scores.clear()
             self._cache[key] = self._draw(h, self.eval_size, np.random.default_rng(self._eval_seed))
         return self._cache[key]
 
@@ -233,28 +246,40 @@ class Learned:
         """Evaluation draws ``(V, e, d)`` of every row."""
         return np.stack([self._evaluate(int(r[0])) for r in rows])
 
+    def reward_scores(self, rows: np.ndarray, reward: Reward) -> np.ndarray:
+        """``reward`` of every evaluation draw of every row, ``(V, e)``: one reward call for the rows
+        not scored since their last fit, the others from the cache (alignment, its standard
+        error and the model x reward table of a round share them)."""
+        keys = [(int(r[0]), self._version.get(int(r[0]), 0), id(reward)) for r in rows]
+        new = [i for i, k in enumerate(keys) if k not in self._scores]
+        if new:
+            scores = reward(self.evaluation(rows[new]).reshape(-1, self.dim)).reshape(len(new), -1)
+            self._scores.update(zip([keys[i] for i in new], scores, strict=True))
+        return np.stack([self._scores[k] for k in keys])
+
     def expected_reward(self, rows: np.ndarray, reward: Reward) -> np.ndarray:
-        return self.expected_rewards(rows, [reward])[:, 0]
+        return self.reward_scores(rows, reward).mean(axis=1)
 
     def expected_rewards(self, rows: np.ndarray, rewards: list[Reward]) -> np.ndarray:
-        x = self.evaluation(rows).reshape(-1, self.dim)
-        return np.stack([r(x).reshape(len(rows), -1).mean(axis=1) for r in rewards], axis=1) \
-            if rewards else np.zeros((len(rows), 0))
+        return np.stack([self.expected_reward(rows, r) for r in rewards], axis=1) if rewards \
+            else np.zeros((len(rows), 0))
 
     def standard_error(self, rows: np.ndarray, rewards: list[Reward | None]) -> np.ndarray:
         """Standard error ``(V,)`` of each row's alignment under ``rewards[i]`` (NaN where None)."""
         out = np.full(len(rows), np.nan)
-        for i, (row, r) in enumerate(zip(rows, rewards, strict=True)):
-            if r is not None:
-                scores = r(self._evaluate(int(row[0])))
-                out[i] = scores.std(ddof=1) / np.sqrt(len(scores))
+        for reward in {id(r): r for r in rewards if r is not None}.values():
+            mine = np.array([r is reward for r in rewards])
+            scores = self.reward_scores(rows[mine], reward)
+            out[mine] = scores.std(axis=1, ddof=1) / np.sqrt(scores.shape[1])
         return out
 
     def diversity(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         x = self.evaluation(rows)
         return {"diversity": x.var(axis=1, ddof=1).sum(axis=1)}
 
+    @cached_property
     def _directions(self) -> np.ndarray:
+        """The sliced Wasserstein distance's unit directions ``(P, d)``, fixed for the run."""
         u = np.random.default_rng(self._eval_seed + 1).standard_normal((self.projections, self.dim))
         return u / np.linalg.norm(u, axis=1, keepdims=True)
 
@@ -268,16 +293,17 @@ class Learned:
         return self._start[h] if h in self._start else self._evaluate(h)
 
     def drift(self, rows: np.ndarray, reference: np.ndarray, diversity: dict | None = None) -> np.ndarray:
-        reference = np.broadcast_to(np.asarray(reference, dtype=float).reshape(-1, 1), (len(rows), 1))
-        ref = np.stack([self._reference(r) for r in reference])
-        return sliced_wasserstein(self.evaluation(rows), ref, self._directions())
+        """Sliced W1 ``(V,)`` from the reference row ``(1,)`` (a source: projected once) or rows ``(V, 1)``."""
+        reference = np.asarray(reference, dtype=float).reshape(-1, 1)
+        ref = np.stack([self._reference(r) for r in reference])           # (1 or V, e, d)
+        return sliced_wasserstein(self.evaluation(rows), ref, self._directions)
 
     def pairwise_divergence(self, rows: np.ndarray) -> float:
+        """Mean sliced W1 over the pairs of rows, each row's draws projected once."""
         if len(rows) < 2:
             return 0.0
-        x = self.evaluation(rows)
-        i, j = np.triu_indices(len(rows), 1)
-        return float(sliced_wasserstein(x[i], x[j], self._directions()).mean())
+        p = sorted_projections(self.evaluation(rows), self._directions)   # (V, e, P)
+        return float(np.mean(np.concatenate([_distance(p[i], p[i + 1:]) for i in range(len(p) - 1)])))
 
     def change(self, rows: np.ndarray, old: np.ndarray) -> np.ndarray:
         """Relative parameter change ``(N,)`` of each model at its last refit (NaN: none yet,

@@ -459,12 +459,19 @@ def _learned_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, sa
         mine = np.isin(owner, models[retention == "accumulate"])
         state.reservoir = Reservoir(np.concatenate([res.samples, samples[mine]]),
                                     np.concatenate([res.owner, owner[mine]]), res.seen)
-    training = []
-    for m, kept in zip(models, retention, strict=True):
-        pool, pool_owner = (samples, owner) if kept == "replace" else (state.reservoir.samples, state.reservoir.owner)
-        training.append(pool[pool_owner == m])
+    fresh = _by_owner(samples, owner)
+    retained = _by_owner(state.reservoir.samples, state.reservoir.owner) if (retention != "replace").any() else {}
+    training = [(fresh if kept == "replace" else retained).get(int(m), samples[:0])
+                for m, kept in zip(models, retention, strict=True)]
     kernel.family.refit(state.rows[models], training, rng)
     return state.rows[models]
+
+
+def _by_owner(samples: np.ndarray, owner: np.ndarray) -> dict[int, np.ndarray]:
+    """``samples`` grouped by ``owner`` (one sort, each group in its original order)."""
+    order = np.argsort(owner, kind="stable")
+    distinct, starts = np.unique(owner[order], return_index=True)
+    return {int(m): samples[idx] for m, idx in zip(distinct, np.split(order, starts[1:]), strict=True)}
 
 
 def _empty_reservoir(samples: np.ndarray, n: int) -> Reservoir:

@@ -217,3 +217,12 @@ def test_the_readme_tells_what_the_photos_scenario_does():
     assert m0[3] > m0[0] > m0[30]
     assert f"alignment {m0[0]:.3f} to {m0[3]:.3f} by round 3" in readme
     assert f"({m0[30]:.3f} at round 30)" in readme
+
+
+def test_plot_redraws_the_sample_grid_from_the_saved_draws(cli, workdir):
+    out = workdir / "out"
+    assert cli("run", small(workdir), "--out", out, "--quiet").status == 0
+    (out / "samples.png").unlink()
+    done = cli("plot", out, "--format", "svg")
+    assert done.status == 0, done.err
+    assert "samples.svg" in done.out and (out / "samples.svg").read_text().lstrip().startswith("<?xml")

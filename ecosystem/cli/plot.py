@@ -4,7 +4,8 @@
 (``analysis.json``), ``ecosystem optimize --out`` (``policy.json``) or ``ecosystem report``
 (``runs.csv``, ``rounds.csv``, ``summary.csv``) wrote. The figures are replaced in place, in
 ``--format`` at ``--dpi``. A run's graph is the scenario file's (``summary.json`` names it),
-coloured by the final alignments in ``agents.csv``.
+coloured by the final alignments in ``agents.csv``; learned models' sample grid comes from
+``samples.npz``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ def _run(folder: Path) -> None:
              if str(node) in present for rows in [agents[agents["model"] == str(node)]] if len(rows)}
     figures.run_figures(folder, agents, ecosystem, scenario.graph, final, marks, summary.get("family", ""),
                         scenario.contrast)
+    if (folder / "samples.npz").is_file() and getattr(scenario.family, "shape", None):   # learned models' pictures
+        import numpy as np
+
+        from ecosystem.formats import sample_grid
+
+        with np.load(folder / "samples.npz", allow_pickle=False) as shown:
+            fig = sample_grid.figure(scenario.family, shown["start"], shown["end"], list(shown["models"]))
+        figures.save(fig, folder / "samples.png")
 
 
 def _analysis(folder: Path) -> None:

@@ -248,7 +248,8 @@ def test_reproduce_cli_quick(tmp_path, cli):
     for row in (summary[f"A{i}"] for i in range(1, 7)):
         assert {"Jp_base", "Jp_more_curation", "Jq_base", "Jq_more_curation", "influence"} <= set(row)
         assert row["Jp_base"] == pytest.approx(row["stable_point_Jp"], abs=1e-3)
-    assert summary["A4"]["self_backfire"] is True     # more curation lowers theta's own alignment
+    assert summary["A4"]["self_negative_influence"] is True     # more curation lowers theta's own alignment
+    assert summary["A4"]["backfire"] == []                      # its one-round effect is already negative
     assert (tmp_path / "conflict.png").exists()
 
 

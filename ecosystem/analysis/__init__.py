@@ -1,7 +1,8 @@
 """Analysis of the population round: stable point, convergence, influence and backfire.
 
 :mod:`~ecosystem.analysis.stability` holds the round map, its stable point and Jacobian;
-:mod:`~ecosystem.analysis.influence` the influence matrix, backfire report and :func:`analyze`;
+:mod:`~ecosystem.analysis.influence` the influence matrix, negative influence and backfire report and
+:func:`analyze`;
 :mod:`~ecosystem.analysis.policy` where to spend curation (optimal vs siloed policies, price of siloing).
 """
 
@@ -17,6 +18,7 @@ from ecosystem.analysis.influence import (
     curation_parameters,
     influence,
     influence_by_resolving,
+    negative_influence,
     observed_rate,
     parameter_derivative,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "influence",
     "influence_by_resolving",
     "jacobian",
+    "negative_influence",
     "observed_rate",
     "parameter_derivative",
     "policy",

@@ -13,6 +13,7 @@ from ecosystem.analysis.stability import (
     StablePoint,
     affine_jacobian,
     difference_step,
+    inert,
     jacobian,
     spectral_radius,
     stable_point,
@@ -31,11 +32,13 @@ class Parameter:
     Kinds: ``curation_ratio`` and ``real_share`` (target: a model), ``tau`` and ``K``
     (target: a curator; K is treated as real-valued, which the Luce integral allows),
     ``weight`` (target: an edge ``(u, v)`` into a model or pool; v's other inputs absorb
-    the change proportionally).
+    the change proportionally). ``absorb``: what takes up a change of a curation ratio
+    (:data:`ecosystem.core.flows.ABSORB`: ``proportional``, ``real`` or ``raw``).
     """
 
     kind: str
     target: object
+    absorb: str = "proportional"
 
     def label(self) -> str:
         t = self.target
@@ -50,6 +53,13 @@ class Parameter:
         if self.kind in ("tau", "K", "weight") and flows.kind(graph, node) == "curator":
             return flows.producer(graph, node)
         return None
+
+    def bounds(self, graph: nx.DiGraph) -> tuple[float, float]:
+        """The values this parameter can take (a share: within [0, 1] and, for a curation ratio,
+        what its ``absorb`` inputs can give; otherwise unbounded)."""
+        if self.kind == "curation_ratio":
+            return flows.curation_range(graph, self.target, self.absorb)
+        return (0.0, 1.0) if self.kind in ("real_share", "weight") else (-np.inf, np.inf)
 
     def get(self, graph: nx.DiGraph) -> float:
         if self.kind == "curation_ratio":
@@ -66,7 +76,7 @@ class Parameter:
         """A copy of ``graph`` with this parameter set to ``value``."""
         out = graph.copy()
         if self.kind == "curation_ratio":
-            flows.set_curation_ratio(out, self.target, value)
+            flows.set_curation_ratio(out, self.target, value, self.absorb)
         elif self.kind == "real_share":
             flows.set_share(out, self.target, ("source",), value)
         elif self.kind in ("tau", "K"):
@@ -85,12 +95,14 @@ class Parameter:
         return out
 
 
-def curation_parameters(model: EcosystemModel) -> list[Parameter]:
+def curation_parameters(model: EcosystemModel, absorb: str = "proportional") -> list[Parameter]:
     """Where curation enters the ecosystem: the curation ratio of every model with curated
-    inputs (lambda_j > 0), then the weight of every curated edge into a pool that has other
-    inputs (in a shared pool, curated data reaches the models only through the pool)."""
+    inputs (lambda_j > 0; a change of it absorbed by ``absorb``), then the weight of every curated
+    edge into a pool that has other inputs (in a shared pool, curated data reaches the models only
+    through the pool)."""
     g = model.graph
-    params = [Parameter("curation_ratio", m) for m in model.kernel.models if flows.curation_ratio(g, m) > 0]
+    params = [Parameter("curation_ratio", m, flows.check_absorb(absorb)) for m in model.kernel.models
+              if flows.curation_ratio(g, m) > 0]
     for c in flows.nodes_of(g, "curator"):
         params += [Parameter("weight", (c, p)) for p in g.successors(c)
                    if flows.kind(g, p) == "pool" and g.in_degree(p) > 1]
@@ -102,8 +114,8 @@ def parameter_derivative(model: EcosystemModel, theta: np.ndarray, param: Parame
     """``dG/dp`` ``(D,)`` at ``theta`` by central differences of the round map."""
     value = param.get(model.graph)
     h = step * max(1.0, abs(value))
-    lo = max(value - h, 0.0) if param.kind in ("curation_ratio", "real_share", "weight") else value - h
-    hi = min(value + h, 1.0) if param.kind in ("curation_ratio", "real_share", "weight") else value + h
+    low, high = param.bounds(model.graph)
+    lo, hi = max(value - h, low), min(value + h, high)
     up = RoundMap.of(model, param.set(model.graph, hi))(theta)
     down = RoundMap.of(model, param.set(model.graph, lo))(theta)
     return (up - down) / (hi - lo)
@@ -144,7 +156,9 @@ def alignment_gradients(model: EcosystemModel, theta: np.ndarray, step: float = 
 
 @dataclass
 class Influence:
-    """Long-run ``influence[i, p] = dJ_i*/dp`` and one-round ``raw[i, p]``, ``(N, P)``."""
+    """Long-run ``influence[i, p] = dJ_i*/dp`` and the first-arrival effect ``raw[i, p]``, ``(N, P)``:
+    ``grad J_i^T (dG/dtheta)^k dG/dp`` restricted to model i, at the first round ``k + 1`` in which the
+    change reaches i (``k = 0`` for the model the parameter acts on: its one-round effect)."""
 
     models: list
     parameters: list[Parameter]
@@ -163,7 +177,9 @@ def influence(model: EcosystemModel, point: StablePoint, params: list[Parameter]
         return Influence(list(model.kernel.models), [], empty, empty.copy(), np.zeros((point.theta.size, 0)))
     grads = alignment_gradients(model, point.theta)
     dg = np.array([parameter_derivative(model, point.theta, p) for p in params]).T.reshape(point.theta.size, -1)
-    dtheta = np.linalg.solve(np.eye(point.theta.size) - jac, dg)
+    live = ~(inert(jac) & np.all(np.abs(dg) <= 1e-12, axis=1))   # unvisited inputs do not move
+    dtheta = np.zeros_like(dg)
+    dtheta[live] = np.linalg.solve(np.eye(live.sum()) - jac[np.ix_(live, live)], dg[live])
     n = len(model.kernel.models)
     blocks = np.nan_to_num(grads).reshape(n, n, -1)          # (model i, block of model j, m)
     long_run = np.einsum("ijm,jmp->ip", blocks, dtheta.reshape(n, -1, len(params)))
@@ -183,42 +199,62 @@ def influence(model: EcosystemModel, point: StablePoint, params: list[Parameter]
 
 def influence_by_resolving(model: EcosystemModel, point: StablePoint, param: Parameter,
                            step: float = 1e-5) -> np.ndarray:
-    """``dJ_i*/dp`` ``(N,)`` by central differences of re-solved stable points (a check)."""
+    """``dJ_i*/dp`` ``(N,)`` by central differences of re-solved stable points (a check), the step
+    shrunk to stay in the parameter's range (:meth:`Parameter.bounds`; one-sided at its edge)."""
     value = param.get(model.graph)
+    low, high = param.bounds(model.graph)
+    h = min(step, value - low, high - value)
+    ends = (value + h, value - h) if h > 0 else (min(value + step, high), max(value - step, low))
     out = []
-    for v in (value + step, value - step):
+    for v in ends:
         sp = stable_point(model, graph=param.set(model.graph, v), start=point.rows)
         if not sp.converged:
             raise AnalysisError(f"no stable point at {param.label()} = {v}")
         out.append(metrics.alignment(model.family, sp.rows, model.eval_rewards))
-    return (out[0] - out[1]) / (2 * step)
+    return (out[0] - out[1]) / (ends[0] - ends[1])
 
 
 @dataclass
 class Backfire:
-    """A (parameter, affected model) pair whose raw and long-run effects disagree in sign."""
+    """A (parameter, affected model) pair of :func:`backfire` or :func:`negative_influence`:
+    ``scope`` is ``self`` when the affected model is the curated one, else ``cross``."""
 
     parameter: str
     curated: object
     affected: object
     raw: float
     influence: float
+    scope: str = "self"
 
 
-def backfire(inf: Influence, graph: nx.DiGraph | None = None, tol: float = 1e-9) -> list[Backfire]:
-    """Sign reversals between the one-round effect and the long-run influence, largest first.
-
-    ``curated`` is the parameter's curated model (:meth:`Parameter.curated_model`, with
-    ``graph``), else its target."""
+def _pairs(inf: Influence, graph: nx.DiGraph | None, keep) -> list[Backfire]:
+    """The (parameter, model) pairs whose finite first-arrival and long-run effects satisfy
+    ``keep(raw, influence)``, largest long-run effect first."""
     found = []
     for p, param in enumerate(inf.parameters):
         curated = param.curated_model(graph) if graph is not None else None
+        curated = param.target if curated is None else curated
         for i, name in enumerate(inf.models):
             r, lr = inf.raw[i, p], inf.influence[i, p]
-            if np.isfinite(r) and np.isfinite(lr) and abs(r) > tol and abs(lr) > tol and r * lr < 0:
-                found.append(Backfire(param.label(), param.target if curated is None else curated, name,
-                                      float(r), float(lr)))
+            if np.isfinite(r) and np.isfinite(lr) and keep(r, lr):
+                found.append(Backfire(param.label(), curated, name, float(r), float(lr),
+                                      "self" if name == curated else "cross"))
     return sorted(found, key=lambda b: -abs(b.influence))
+
+
+def negative_influence(inf: Influence, graph: nx.DiGraph | None = None, tol: float = 1e-9) -> list[Backfire]:
+    """*Negative influence* (THEORY.md section 4, "Words"): ``dJ_i*/dp < 0``, more of the parameter
+    lowers model i's long-run alignment, whatever its first-arrival effect. ``curated`` is the
+    parameter's curated model (:meth:`Parameter.curated_model`, with ``graph``), else its target."""
+    return _pairs(inf, graph, lambda r, lr: lr < -tol)
+
+
+def backfire(inf: Influence, graph: nx.DiGraph | None = None, tol: float = 1e-9) -> list[Backfire]:
+    """*Backfire* in the paper's sense: the first-arrival effect on model i is aligned with i's
+    reward (``raw > 0``) yet the long-run influence is negative (``dJ_i*/dp < 0``); self when i is
+    the curated model, cross otherwise. A negative influence whose first-arrival effect is already
+    negative is no backfire."""
+    return _pairs(inf, graph, lambda r, lr: r > tol and lr < -tol)
 
 
 # --------------------------------------------------------------------------- convergence
@@ -261,9 +297,14 @@ class Analysis:
     jacobian_method: str
     curated_models: list = dataclasses.field(default_factory=list)
     """Per parameter, the model whose curation it sets (None if none)."""
+    negative_influence: list[Backfire] = dataclasses.field(default_factory=list)
+    absorb: str = "proportional"
+    """What absorbs a change of the curation-ratio parameters (:data:`ecosystem.core.flows.ABSORB`)."""
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (NaN as None)."""
+        """JSON-ready summary (NaN as None): ``influence`` (long run) and ``raw`` (the first-arrival
+        effect, :class:`Influence`) per model and parameter, ``negative_influence`` and ``backfire``
+        (lists of :class:`Backfire`), ``absorb``."""
         clean = lambda a: [[None if not np.isfinite(v) else float(v) for v in row] for row in a]  # noqa: E731
         inf = self.influence
         return {
@@ -281,13 +322,25 @@ class Analysis:
             "curated_models": [None if m is None else str(m) for m in self.curated_models],
             "influence": clean(inf.influence),
             "raw": clean(inf.raw),
-            "backfire": [dataclasses.asdict(b) | {"curated": str(b.curated), "affected": str(b.affected)}
-                         for b in self.backfire],
+            "absorb": self.absorb,
+            "negative_influence": [_entry(b) for b in self.negative_influence],
+            "backfire": [_entry(b) for b in self.backfire],
         }
 
 
-def analyze(model: EcosystemModel, params: list[Parameter] | None = None) -> Analysis:
-    """Stable point, Jacobian spectral radius, predicted vs observed rate, influence, backfire."""
+def _entry(b: Backfire) -> dict:
+    return dataclasses.asdict(b) | {"curated": str(b.curated), "affected": str(b.affected)}
+
+
+def analyze(model: EcosystemModel, params: list[Parameter] | None = None,
+            absorb: str = "proportional") -> Analysis:
+    """Stable point, Jacobian spectral radius, predicted vs observed rate, influence, negative
+    influence and backfire. ``params`` default to :func:`curation_parameters` with ``absorb``; given,
+    their curation ratios must all use one convention (reported as ``absorb``)."""
+    params = curation_parameters(model, absorb) if params is None else params
+    conventions = {p.absorb for p in params if p.kind == "curation_ratio"}
+    if len(conventions) > 1:
+        raise AnalysisError(f"the curation-ratio parameters mix absorb conventions: {', '.join(sorted(conventions))}")
     point = stable_point(model)
     if not point.converged:
         raise AnalysisError(
@@ -303,4 +356,6 @@ def analyze(model: EcosystemModel, params: list[Parameter] | None = None) -> Ana
         influence=inf, backfire=backfire(inf, model.graph),
         jacobian_method="exact" if exact is not None else "numerical",
         curated_models=[p.curated_model(model.graph) for p in inf.parameters],
+        negative_influence=negative_influence(inf, model.graph),
+        absorb=conventions.pop() if conventions else absorb,
     )

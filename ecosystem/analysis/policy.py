@@ -7,10 +7,12 @@ model's curation ratio ``lambda_j``) inside bounds ``lo <= x <= hi`` and a budge
 ``J_i*(x)`` (models without users are left out). Gradients are the analysis' own:
 ``dJ_i*/dx_j`` by the implicit function theorem (:func:`~ecosystem.analysis.influence.influence`).
 
-What absorbs a change of curation ratio (:data:`ABSORB`): ``"proportional"``, the rule of
-:func:`ecosystem.core.flows.set_curation_ratio`: the model's non-curated inputs (real data
-and raw synthetic data) scale in proportion to their weights, and its curated inputs keep
-their split among themselves.
+What absorbs a change of curation ratio is the levers' ``absorb``
+(:func:`ecosystem.core.flows.set_curation_ratio`; :func:`curation_levers`): ``"proportional"``
+(the default: the model's non-curated inputs, real data and raw synthetic data, scale in
+proportion to their weights), ``"real"`` (the real data only) or ``"raw"`` (the raw synthetic
+inputs only); the curated inputs keep their split among themselves. Under ``real`` and ``raw`` a
+lever's upper bound is at most what the absorbing inputs can give.
 
 Policies (:func:`optimize` computes them all):
 
@@ -48,8 +50,6 @@ from ecosystem.core import metrics
 from ecosystem.core.model import EcosystemModel
 from ecosystem.errors import AnalysisError
 
-ABSORB = "proportional"
-"""What absorbs a change of curation ratio: the model's other inputs, in proportion (see module)."""
 OBJECTIVES = ("mean", "min", "weighted")
 POLICIES = ("optimal", "siloed", "uniform", "greedy", "none")
 EVENT_ACTION = {"curation_ratio": "set_curation_ratio", "real_share": "set_real_share", "tau": "set_tau",
@@ -72,16 +72,18 @@ class Lever:
         return self.parameter.target if owner is None else owner
 
 
-def curation_levers(model: EcosystemModel, hi: float = 0.9, costs: dict | None = None) -> list[Lever]:
+def curation_levers(model: EcosystemModel, hi: float = 0.9, costs: dict | None = None,
+                    absorb: str = "proportional") -> list[Lever]:
     """The levers of :func:`~ecosystem.analysis.influence.curation_parameters`: the curation ratio
-    of every model with curated inputs and, where curated data reaches the models through a pool,
-    each curated share of the pool (``weight[users_m -> pool]``; the pool's other inputs absorb it);
-    bounds ``[0, hi]``, cost ``costs.get(curated model, 1.0)`` per unit."""
+    of every model with curated inputs (a change absorbed by ``absorb``) and, where curated data
+    reaches the models through a pool, each curated share of the pool (``weight[users_m -> pool]``;
+    the pool's other inputs absorb it); bounds ``[0, hi]`` (and within what the absorbing inputs
+    can give: :meth:`Parameter.bounds`), cost ``costs.get(curated model, 1.0)`` per unit."""
     costs = costs or {}
     levers = []
-    for p in curation_parameters(model):
+    for p in curation_parameters(model, absorb):
         owner = p.curated_model(model.graph)
-        levers.append(Lever(p, 0.0, hi, float(costs.get(owner, 1.0))))
+        levers.append(Lever(p, 0.0, min(hi, p.bounds(model.graph)[1]), float(costs.get(owner, 1.0))))
     return levers
 
 
@@ -152,6 +154,12 @@ class Problem:
     def models(self) -> list:
         return list(self.model.kernel.models)
 
+    @property
+    def absorb(self) -> str:
+        """What absorbs a change of the curation-ratio levers (``proportional`` when there are none)."""
+        return next((lv.parameter.absorb for lv in self.levers if lv.parameter.kind == "curation_ratio"),
+                    "proportional")
+
     def owners(self) -> list:
         """Per lever, the index of its owner among :attr:`models`."""
         return [self.models.index(lv.owner(self.model.graph)) for lv in self.levers]
@@ -188,7 +196,8 @@ class Problem:
     def _influence(self, ev: Evaluation, step: float = 1e-5) -> np.ndarray:
         """``dJ_i*/dx_p`` ``(N, P)`` by the implicit function theorem (THEORY.md section 4):
         ``d theta*/dx = (I - dG/dtheta)^-1 dG/dx``, ``dG/dx_p`` by central differences of the round
-        with the levers set from the scenario's graph (one-sided at the edge of a share's [0, 1])."""
+        with the levers set from the scenario's graph (one-sided at the edge of a lever's range,
+        :meth:`Parameter.bounds`)."""
         at = _model_at(self.model, self.graph_at(ev.x))
         theta = ev.point.theta
         jac = jacobian(at, theta)
@@ -197,8 +206,8 @@ class Problem:
         for p, lv in enumerate(self.levers):
             v = ev.x[p]
             h = step * max(1.0, abs(v))
-            share = lv.parameter.kind in ("curation_ratio", "real_share", "weight")
-            lo, hi = (max(v - h, 0.0), min(v + h, 1.0)) if share else (v - h, v + h)
+            low, high = lv.parameter.bounds(self.model.graph)
+            lo, hi = max(v - h, low), min(v + h, high)
             up, down = ev.x.copy(), ev.x.copy()
             up[p], down[p] = hi, lo
             cols.append((RoundMap.of(at, self.graph_at(up))(theta) - RoundMap.of(at, self.graph_at(down))(theta))
@@ -459,7 +468,17 @@ def _set_levers(sim: EcosystemModel, levers: list[Lever], x: np.ndarray) -> None
         elif kind == "weight":
             sim.apply("set_flow", f"{target[0]}->{target[1]}", float(v))
         else:
-            sim.apply(EVENT_ACTION[kind], target, int(v) if kind == "K" else float(v))
+            sim.apply(EVENT_ACTION[kind], target, _event_value(lv.parameter, v))
+
+
+def _event_value(parameter: Parameter, v: float) -> object:
+    """The value of the event that sets ``parameter`` to ``v``: an integer K, a curation ratio with
+    its ``absorb`` when that is not ``proportional`` (``{ratio, absorb}``), else the number."""
+    if parameter.kind == "K":
+        return int(v)
+    if parameter.kind == "curation_ratio" and parameter.absorb != "proportional":
+        return {"ratio": float(v), "absorb": parameter.absorb}
+    return float(v)
 
 
 # --------------------------------------------------------------------------- the report
@@ -515,7 +534,7 @@ class PolicyReport:
             }
         return {
             "policies": out, "budget": self.problem.budget, "objective_kind": self.problem.objective,
-            "absorb": ABSORB, "price_of_siloing": self.price_of_siloing, "curate_less": self.curate_less(),
+            "absorb": self.problem.absorb, "price_of_siloing": self.price_of_siloing, "curate_less": self.curate_less(),
             "weights": {m: float(w) for m, w, d in zip(models, self.problem.weights, defined, strict=True) if d},
             "costs": {lv.parameter.label(): float(lv.cost) for lv in self.problem.levers},
             "bounds": {lv.parameter.label(): [lv.lo, lv.hi] for lv in self.problem.levers},
@@ -574,6 +593,8 @@ def event_lines(report: PolicyReport, policy: str = "optimal") -> list[str]:
         if kind == "K" and not float(v).is_integer():
             lines += [f"# K of {name} = {float(v)!r}: not an integer, which set_K does not accept", ""]
             continue
-        value = int(v) if kind == "K" else float(v)
-        lines += ["[[events]]", "round = 1", f'action = "{action}"', f'target = "{name}"', f"value = {value!r}", ""]
+        value = _event_value(lv.parameter, v)
+        text = (f'{{ ratio = {value["ratio"]!r}, absorb = "{value["absorb"]}" }}' if isinstance(value, dict)
+                else repr(value))
+        lines += ["[[events]]", "round = 1", f'action = "{action}"', f'target = "{name}"', f"value = {text}", ""]
     return lines

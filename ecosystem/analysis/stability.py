@@ -9,15 +9,18 @@ models; mean and covariance entries for Gaussians), shape ``(D,)`` with ``D = N 
 - :func:`jacobian`: ``dG/dtheta`` at a point: exact for mean-only Gaussians whose flows
   and curation are affine (tilts of linear/quadratic rewards, affine edge transforms),
   central finite differences otherwise. Its spectral radius is the convergence
-  condition (< 1: locally stable) and the predicted linear rate.
+  condition (< 1: locally stable) and the predicted linear rate. Models' retraining
+  rates ``eta`` (partial retraining, THEORY.md section 8) are part of the round: the
+  Jacobian is ``(1 - eta) I + eta dG/dtheta`` and the stable point is unchanged.
 - :func:`influence`: by the implicit function theorem,
   ``d theta*/dp = (I - dG/dtheta)^-1 dG/dp`` and ``dJ_i*/dp = grad J_i . d theta*/dp``, for
   any scalar parameter ``p`` (:class:`Parameter`: a curation ratio, real-data share,
-  curator K or tau, or an edge weight), beside the raw effect: the one-round effect
-  ``grad J_i . dG_i/dp`` on a model the parameter acts on directly, and for the others
-  the effect when the change first reaches them (``grad J_i . (dG/dtheta)^k dG/dp`` at the
-  first k where it is non-zero), before the feedback loops act.
-- :func:`backfire`: pairs whose raw and long-run effects have opposite signs.
+  curator K or tau, or an edge weight), beside the first-arrival effect (``raw``): the
+  one-round effect ``grad J_i . dG_i/dp`` on a model the parameter acts on directly, and for
+  the others the effect when the change first reaches them (``grad J_i . (dG/dtheta)^k dG/dp``
+  at the first k where it is non-zero), before the feedback loops act.
+- :func:`negative_influence`: pairs with ``dJ_i*/dp < 0``; :func:`backfire`: those among them
+  whose first-arrival effect is positive (locally aligned, reversed in the long run).
 """
 
 from __future__ import annotations
@@ -175,7 +178,8 @@ def affine_jacobian(g: RoundMap) -> np.ndarray | None:
     """Exact ``dG/dtheta`` when the round is affine in the model means, else None.
 
     Affine: mean-only Gaussians (``covariance="fixed"``), synchronous order, curators that
-    tilt linear or quadratic rewards. Each node's mean is then ``A_v theta + b_v``.
+    tilt linear or quadratic rewards. Each node's mean is then ``A_v theta + b_v``; a model with
+    retraining rate ``eta`` has the rows ``(1 - eta) I + eta dG/dtheta`` (THEORY.md section 8).
     """
     fam, k = g.family, g.kernel
     if not (isinstance(fam, Gaussian) and fam.covariance == "fixed" and g.order == "synchronous"):
@@ -207,9 +211,22 @@ def affine_jacobian(g: RoundMap) -> np.ndarray | None:
     for src, dst, w, t in zip(e.src, e.dst, e.weight, e.transform, strict=True):
         a = slope[src] if t < 0 else np.asarray(k.transforms[t][0]) @ slope[src]
         out[dst * d:(dst + 1) * d] += w * a
+    if (k.retraining_rate < 1).any():         # partial retraining: (1 - eta) I + eta dG/dtheta, per model
+        eta = np.repeat(k.retraining_rate, d)
+        out = eta[:, None] * out + np.diag(1.0 - eta)
     return out
 
 
+def inert(jac: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Coordinates ``(D,)`` the round leaves as they are and that move nothing else: row and column
+    ``j`` of ``jac`` are the unit vector (e.g. a conditional model's answers at inputs it never
+    gets training pairs for). They are neutral (eigenvalue exactly 1) and left out of the
+    convergence condition and the influence."""
+    unit = np.eye(len(jac))
+    return np.all(np.abs(jac - unit) <= tol, axis=1) & np.all(np.abs(jac - unit) <= tol, axis=0)
+
+
 def spectral_radius(jac: np.ndarray) -> float:
-    """Largest modulus of the eigenvalues of ``jac``."""
-    return float(np.max(np.abs(np.linalg.eigvals(jac)))) if jac.size else 0.0
+    """Largest modulus of the eigenvalues of ``jac`` on its moving coordinates (not :func:`inert`)."""
+    live = ~inert(jac)
+    return float(np.max(np.abs(np.linalg.eigvals(jac[np.ix_(live, live)])))) if live.any() else 0.0

@@ -179,7 +179,7 @@ def estimate(graph: nx.DiGraph, family: object, mode: str, steps: int = 1) -> Es
     parts["curation"] = kept + work
     if mode == "sample":
         learned = getattr(family, "kind", "") == "learned"
-        item = 8 * (int(getattr(family, "dim", 1)) if gaussian or learned else 1)
+        item = 8 * int(getattr(family, "dim", 1))    # a point (d,) per sample; an outcome index otherwise
         sizes = np.array([int(graph.nodes[m].get("sample_size", 1000)) for m in models], dtype=float)
         total = float(sizes.sum())
         parts["samples"] = int(total * (3 * item + 40))
@@ -190,6 +190,9 @@ def estimate(graph: nx.DiGraph, family: object, mode: str, steps: int = 1) -> Es
             kept_all = sum(s for s, m in zip(sizes, models, strict=True)
                            if graph.nodes[m].get("retention") == "accumulate")
             parts["samples"] += int(kept_all * max(int(steps), 1) * (item + 8))
+            partial = sum(s for s, m in zip(sizes, models, strict=True)     # a partial refit adds self-draws
+                          if graph.nodes[m].get("retraining_rate", 1.0) < 1)
+            parts["samples"] += int(partial * 2 * (item + 8))
         if groups:
             k = max(getattr(cur.rule, "candidates", 1) for cur, _ in groups.values())
             parts["candidates"] = int(min(total * k, CANDIDATE_CHUNK) * (3 * item + 48))

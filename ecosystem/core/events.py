@@ -12,7 +12,9 @@ Actions (``target`` / ``value``):
 ==================== =================== =============================================
 action               target              value
 ==================== =================== =============================================
-set_curation_ratio   model               lambda in [0, 1] (other inputs absorb it)
+set_curation_ratio   model               lambda in [0, 1] (other inputs absorb it in
+                                         proportion), or {ratio = lambda, absorb =
+                                         proportional | real | raw}
 set_real_share       model               share in [0, 1] (other inputs absorb it)
 set_sample_size      model               integer >= 1
 set_retention        model               replace | accumulate | subsample
@@ -21,7 +23,8 @@ set_reward           curator             a reward name (all users share it)
 set_flow             "u->v"              weight in [0, 1] (v's other inputs absorb it)
 add_flow             "u->v"              weight in [0, 1] (v's other inputs absorb it)
 remove_flow          "u->v"              (none) v's other inputs are rescaled
-add_model            new name            {init, sample_size, retention, eval_reward,
+add_model            new name            {init, sample_size, retention,
+                                         retraining_rate, eval_reward,
                                          inputs = [{from, weight}, ...]}; init is a
                                          source name, ``{copy = "model"}`` or a
                                          distribution table
@@ -145,6 +148,19 @@ def _share(value: Any, what: str) -> float:
     return float(value)
 
 
+def _ratio(value: Any) -> tuple[float, str]:
+    """A ``set_curation_ratio`` value: lambda, or ``{ratio = lambda, absorb = "real"}``
+    (:data:`ecosystem.core.flows.ABSORB`; default ``proportional``)."""
+    if not isinstance(value, dict):
+        return _share(value, "value"), "proportional"
+    if "ratio" not in value or set(value) - {"ratio", "absorb"}:
+        raise EventError(f"value must be a number or a table {{ratio, absorb}}, got {show(value)}")
+    absorb = value.get("absorb", "proportional")
+    if absorb not in flows.ABSORB:
+        raise EventError(f"value.absorb must be one of {', '.join(flows.ABSORB)}, got {show(absorb)}")
+    return _share(value["ratio"], "value.ratio"), absorb
+
+
 def set_edge_weight(graph: nx.DiGraph, u: str, v: str, weight: float) -> None:
     """Give ``u -> v`` weight ``weight`` (adding the edge if needed); v's other inputs absorb it."""
     others = [(x, v) for x in graph.predecessors(v) if x != u]
@@ -214,12 +230,13 @@ class Change:
     # -- model knobs
     def set_curation_ratio(self, target, value):
         _need(self.graph, target, "model")
+        ratio, absorb = _ratio(value)
         old = flows.curation_ratio(self.graph, target)
         try:
-            flows.set_curation_ratio(self.graph, target, _share(value, "value"))
+            flows.set_curation_ratio(self.graph, target, ratio, absorb)
         except flows.FlowError as err:
             raise EventError(str(err)) from None
-        return old, value
+        return old, ratio
 
     def set_real_share(self, target, value):
         _need(self.graph, target, "model")
@@ -313,7 +330,7 @@ class Change:
         return dict(value)
 
     def add_model(self, target, value):
-        spec = self._new_node(target, value, "{init, sample_size, retention, eval_reward, inputs}")
+        spec = self._new_node(target, value, "{init, sample_size, retention, retraining_rate, eval_reward, inputs}")
         inputs = _inputs(self.graph, target, spec.pop("inputs", None), "inputs", "from")
         init = spec.get("init")
         if isinstance(init, dict) and set(init) == {"copy"}:
@@ -401,9 +418,10 @@ finer Luce grid); the dry run checks the memory budget after each (``check``).""
 
 
 def dry_run(graph: nx.DiGraph, builder, specs: list[EventSpec], steps: int, family_kind: str,
-            dim: int | None, check: Callable[[nx.DiGraph], object] | None = None) -> None:
+            dim: int | None, check: Callable[[nx.DiGraph], object] | None = None) -> nx.DiGraph:
     """Apply ``specs`` in time order to a copy of ``graph``; raise :class:`EventError` at the first bad
-    one. ``check(graph)`` (e.g. the memory budget) runs after each event of :data:`GROWING`."""
+    one. ``check(graph)`` (e.g. the memory budget) runs after each event of :data:`GROWING`.
+    Returns the graph as the events leave it after ``steps`` rounds."""
     count = sum(len(range(s.round, (s.until if s.until is not None else steps) + 1, s.every))
                 if s.every is not None else 1 for s in specs)
     if count > APPLICATIONS_MAX:
@@ -420,6 +438,7 @@ def dry_run(graph: nx.DiGraph, builder, specs: list[EventSpec], steps: int, fami
                 check(graph)
         except ValueError as err:                    # EventError, FlowError, ScenarioError (BudgetError too)
             raise EventError(f"events[{i}] at round {r}: {err}") from None
+    return graph
 
 
 def render(value: Any) -> str:

@@ -19,7 +19,6 @@ model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -61,9 +60,12 @@ class Family(Protocol):
     def width(self) -> int:
         """``k``, the length of a moment row."""
 
-    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None,
+            previous: np.ndarray | None = None) -> np.ndarray:
         """Maximum-likelihood rows ``(N, k)`` from training moments ``(N, k)`` (a mixture of rows
-        or normalised sample statistics); ``initial`` ``(N, k)`` for what the fit keeps fixed."""
+        or normalised sample statistics); ``initial`` ``(N, k)`` for what the fit keeps fixed;
+        ``previous`` ``(N, k)``: the models' rows before this fit (a family may keep parts of them
+        the training moments say nothing about)."""
 
     def judges(self, curator: Curator) -> Judges:
         """``curator``'s users in this family's form (reused for every round of a compiled graph)."""
@@ -131,6 +133,41 @@ def _sum_plogp(rows: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", rows, logs)
 
 
+def _by_length(items: np.ndarray, lengths: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """``items`` grouped by ``lengths[items]``: ``[(items of one length, that length), ...]``."""
+    if len(items) == 1:
+        return [(items, int(lengths[items[0]]))]
+    sizes = lengths[items]
+    order = np.argsort(sizes, kind="stable")
+    cuts = np.flatnonzero(np.diff(sizes[order])) + 1
+    return [(group, int(lengths[group[0]])) for group in np.split(items[order], cuts)] if cuts.size < len(items) - 1 \
+        else [(items[i:i + 1], int(sizes[i])) for i in range(len(items))]
+
+
+def affine_runs(z: np.ndarray, starts: np.ndarray, lengths: np.ndarray, matrices: np.ndarray,
+                offsets: np.ndarray, which: np.ndarray) -> None:
+    """``z[a:a + L] = z[a:a + L] @ matrices[j].T + offsets[j]`` in place for each run ``(a, L, j)`` of
+    ``(starts, lengths, which)`` (``matrices`` ``(J, d, d)`` C-contiguous, ``offsets`` ``(J, d)``).
+
+    Runs of the same length are one stacked product, which makes for each run the same BLAS call
+    (same shapes and strides) as the run alone: the numbers are those of one product per run.
+    """
+    for runs, size in _by_length(np.arange(len(starts)), lengths):
+        if len(runs) < 3:                # a stacked product pays off from three runs on
+            for a, j in zip(starts[runs].tolist(), which[runs].tolist(), strict=True):
+                z[a:a + size] = z[a:a + size] @ matrices[j].T + offsets[j]
+            continue
+        take = starts[runs][:, None] + np.arange(size)
+        j = which[runs]
+        moved = np.matmul(z[take], matrices[j].transpose(0, 2, 1))
+        moved += offsets[j][:, None, :]
+        z[take] = moved
+
+
+_QMC_NODES: dict[tuple[int, int], np.ndarray] = {}
+"""Gaussian quadrature nodes by ``(dim, quadrature_points)`` (:attr:`Gaussian._nodes`)."""
+
+
 def _sqrtm(cov: np.ndarray) -> np.ndarray:
     vals, vecs = np.linalg.eigh(cov)
     return (vecs * np.sqrt(np.clip(vals, 0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
@@ -162,8 +199,10 @@ class Categorical:
             return reward(self.coords)
         return np.asarray(reward(self.coords), dtype=float)
 
-    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
-        """MLE from summed statistics ``(N, n)`` (counts or masses): normalise each row."""
+    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None,
+            previous: np.ndarray | None = None) -> np.ndarray:
+        """MLE from summed statistics ``(N, n)`` (counts or masses): normalise each row
+        (``initial`` and ``previous`` unused)."""
         return moments / moments.sum(axis=1, keepdims=True)
 
     def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -274,9 +313,19 @@ class Gaussian:
     def __post_init__(self) -> None:
         if self.covariance not in ("full", "diag", "fixed"):
             raise ValueError(f"covariance must be full, diag or fixed, not {self.covariance!r}")
-        # Deterministic quasi-Monte-Carlo nodes for population-form curation (no RNG).
-        u = qmc.Sobol(self.dim, scramble=False).random(self.quadrature_points)
-        self._nodes = norm.ppf((u + 0.5 / self.quadrature_points) % 1.0)
+
+    @property
+    def _nodes(self) -> np.ndarray:
+        """Deterministic quasi-Monte-Carlo nodes ``(quadrature_points, dim)`` for population-form
+        curation and non-quadratic rewards (no RNG): made on first use and shared (read-only) by
+        every family of the same size, so building a scenario does not pay for them."""
+        key = (self.dim, self.quadrature_points)
+        nodes = _QMC_NODES.get(key)
+        if nodes is None:
+            u = qmc.Sobol(self.dim, scramble=False).random(self.quadrature_points)
+            nodes = _QMC_NODES[key] = norm.ppf((u + 0.5 / self.quadrature_points) % 1.0)
+            nodes.flags.writeable = False
+        return nodes
 
     @property
     def width(self) -> int:
@@ -293,30 +342,42 @@ class Gaussian:
         """``mean`` ``(V, d)`` and covariance ``(V, d, d)`` of moment rows ``(V, k)``."""
         d = self.dim
         mean = rows[:, :d]
-        cov = rows[:, d:].reshape(-1, d, d) - mean[:, :, None] * mean[:, None, :]
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        outer = mean[:, :, None] * mean[:, None, :]
+        raw = np.subtract(rows[:, d:].reshape(-1, d, d), outer, out=outer)   # E x x^T - mu mu^T
+        cov = 0.5 * (raw + np.swapaxes(raw, 1, 2))                         # symmetrised
         # a collapsed model (variance below ~1e-16 mean^2) loses its variance to cancellation
         diag = np.einsum("vii->vi", cov)
         np.maximum(diag, 0.0, out=diag)
         return mean, cov
 
-    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+    def fit(self, moments: np.ndarray, initial: np.ndarray | None = None,
+            previous: np.ndarray | None = None) -> np.ndarray:
         """MLE from summed statistics ``[w, sum x, sum x x^T]`` normalised by their weight.
 
         ``moments`` rows are already divided by total weight; ``initial`` supplies the
-        fixed covariance for ``covariance="fixed"``.
+        fixed covariance for ``covariance="fixed"``; ``previous`` is unused.
         """
+        if self.covariance == "fixed":   # only the mean is fit
+            return self.moments(moments[:, :self.dim], self._fixed_cov(initial))
         mean, cov = self.mean_cov(moments)
         if self.covariance == "diag":
             cov = cov * np.eye(self.dim)
-        elif self.covariance == "fixed":
-            cov = self.mean_cov(initial)[1]
         else:
             vals, vecs = np.linalg.eigh(cov)
             bad = vals[:, 0] < 0                  # cancellation left it indefinite: project to PSD
             if bad.any():
                 cov[bad] = (vecs[bad] * np.clip(vals[bad], 0, None)[:, None, :]) @ np.swapaxes(vecs[bad], 1, 2)
         return self.moments(mean, cov)
+
+    def _fixed_cov(self, initial: np.ndarray) -> np.ndarray:
+        """The covariances ``(N, d, d)`` of ``initial`` rows, kept for the next fit on the same rows
+        (a run refits from the same initial rows every round)."""
+        kept = getattr(self, "_initial_cov", None)
+        if kept is not None and kept[0].shape == initial.shape and np.array_equal(kept[0], initial):
+            return kept[1]
+        cov = self.mean_cov(initial)[1]
+        self._initial_cov = (np.array(initial, copy=True), cov)
+        return cov
 
     def pack(self, rows: np.ndarray) -> np.ndarray:
         """Free parameters: mean, then the covariance's upper triangle (full), diagonal
@@ -438,9 +499,13 @@ class Gaussian:
 
     def _tilt_closed_form(self, rows: np.ndarray, g: np.ndarray, q: np.ndarray) -> np.ndarray:
         mean, cov = self.mean_cov(rows)
-        inv = np.linalg.inv(np.eye(self.dim) + cov @ q)
-        cov_t = inv @ cov
-        mean_t = np.einsum("vij,vj->vi", inv, mean) + np.einsum("vij,j->vi", cov_t, g)
+        if not q.any() and np.isfinite(cov).all():   # a linear reward: the inverse is I, and I S is S
+            cov_t = cov + 0.0                           # (bit for bit: a zero of the product is +0)
+            mean_t = (mean + 0.0) + np.einsum("vij,j->vi", cov_t, g)
+        else:
+            inv = np.linalg.inv(np.eye(self.dim) + cov @ q)
+            cov_t = inv @ cov
+            mean_t = np.einsum("vij,vj->vi", inv, mean) + np.einsum("vij,j->vi", cov_t, g)
         return self.moments(mean_t, 0.5 * (cov_t + np.swapaxes(cov_t, 1, 2)))
 
     def transform(self, rows: np.ndarray, matrix: np.ndarray, offset: np.ndarray) -> np.ndarray:
@@ -455,6 +520,25 @@ class Gaussian:
     def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One point ``(d,)`` per entry of ``which``; returns ``(m, d)``. Square roots are
         taken only of the rows drawn from."""
+        return self._sample(rows, lambda used: self._roots(rows[used]), which, rng)
+
+    def sampler(self, rows: np.ndarray):
+        """``sample(rows, ., .)`` as a function ``(which, rng) -> samples`` that takes each row's
+        square root once, however many calls draw from it (the same numbers as :meth:`sample`:
+        every root is that row's own ``eigh``). For rows that stay unchanged while it is used."""
+        have = np.zeros(len(rows), dtype=bool)
+        means, roots = np.empty((len(rows), self.dim)), np.empty((len(rows), self.dim, self.dim))
+
+        def roots_of(used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            new = used[~have[used]]
+            if new.size:
+                means[new], roots[new] = self._roots(rows[new])
+                have[new] = True
+            return means[used], roots[used]
+
+        return lambda which, rng: self._sample(rows, roots_of, which, rng)
+
+    def _sample(self, rows: np.ndarray, roots_of, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         z = rng.standard_normal((which.size, self.dim))
         if which.size == 0:
             return z
@@ -465,9 +549,8 @@ class Gaussian:
             which, z = which[order], z[order]
             runs = np.r_[0, np.flatnonzero(np.diff(which)) + 1, which.size]
         used, slot = np.unique(which[runs[:-1]], return_inverse=True)
-        mean, root = self._roots(rows[used])
-        for (a, b), r in zip(pairwise(runs), slot, strict=True):   # one matrix product per run
-            z[a:b] = z[a:b] @ root[r].T + mean[r]
+        mean, root = roots_of(used)
+        affine_runs(z, runs[:-1], np.diff(runs), root, mean, slot)   # one matrix product per run
         if in_place:
             return z
         out = np.empty_like(z)
@@ -483,11 +566,18 @@ class Gaussian:
             samples, owner, w = samples[order], owner[order], w[order]
         out = np.zeros((n_owners, self.width))
         bounds = np.searchsorted(owner, np.arange(n_owners + 1))
-        d = self.dim
-        for o in np.flatnonzero(np.diff(bounds)):   # one matrix product per owner
-            x, wo = samples[bounds[o]:bounds[o + 1]], w[bounds[o]:bounds[o + 1]]
-            out[o, :d] = wo @ x
-            out[o, d:] = (x.T @ (wo[:, None] * x)).ravel()
+        d, counts = self.dim, np.diff(bounds)
+        for owners, size in _by_length(np.flatnonzero(counts), counts):   # two matrix products per owner,
+            if len(owners) == 1:                                           # stacked by training-set size
+                a = bounds[owners[0]]
+                x, wo = samples[a:a + size], w[a:a + size]
+                out[owners[0], :d] = wo @ x
+                out[owners[0], d:] = (x.T @ (wo[:, None] * x)).ravel()
+                continue
+            take = bounds[owners][:, None] + np.arange(size)
+            x, wo = samples[take], w[take]
+            out[owners, :d] = np.matmul(wo[:, None, :], x)[:, 0]
+            out[owners, d:] = np.matmul(x.transpose(0, 2, 1), wo[:, :, None] * x).reshape(len(owners), -1)
         return out
 
     def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -509,7 +599,10 @@ class Gaussian:
     def expected_reward(self, rows: np.ndarray, reward: Reward) -> np.ndarray:
         """``E r(x) = r(mu) - tr(Q S) / 2`` for a quadratic reward with Hessian ``-Q``; otherwise the
         mean over the fixed quasi-Monte-Carlo nodes."""
-        mean, cov = self.mean_cov(rows)
+        return self._expected_reward(rows, reward, self.mean_cov(rows))
+
+    def _expected_reward(self, rows: np.ndarray, reward: Reward, moments: tuple) -> np.ndarray:
+        mean, cov = moments
         form = reward.quadratic_form()
         if form is not None:
             return reward(mean) - 0.5 * np.einsum("ij,vji->v", form[1], cov)
@@ -517,7 +610,8 @@ class Gaussian:
         return np.array([reward(m + self._nodes @ r.T).mean() for m, r in zip(mean, root, strict=True)])
 
     def expected_rewards(self, rows: np.ndarray, rewards: list[Reward]) -> np.ndarray:
-        return np.stack([self.expected_reward(rows, r) for r in rewards], axis=1)
+        moments = self.mean_cov(rows)   # once for all rewards
+        return np.stack([self._expected_reward(rows, r, moments) for r in rewards], axis=1)
 
     def diversity(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """``diversity``: the total variance ``tr S``; ``log_det``: ``log det S`` (-inf if singular)."""

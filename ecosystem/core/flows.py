@@ -16,6 +16,12 @@ model i trains on j's outputs curated by c (THEORY.md section 4: H_j is curation
 j's own users). The *curation ratio* of a model is the total weight of its curator
 in-edges. An edge into a model may carry ``transform = (A, b)``: the producer's outputs
 ``x`` arrive as ``A x + b`` (Gaussian family only). A model may train on itself (self-loop).
+
+In a conditional family (samples are input -> response pairs) an edge into a model may say
+whose inputs its pairs use, ``inputs``: ``"producer"`` (the default: the producer's own
+domain, as when the consumer reads the producer's pool), ``"consumer"`` (the consumer's
+domain, answered by the producer) or the name of a source (its inputs). Conditional
+ecosystems have no pools.
 """
 
 from __future__ import annotations
@@ -38,10 +44,35 @@ def nodes_of(graph: nx.DiGraph, *kinds: str) -> list:
     return [v for v, k in graph.nodes(data="kind") if k in kinds]
 
 
+INPUTS = ("producer", "consumer")
+"""Where the inputs of an edge's training pairs come from, besides a named source."""
+
+
+def input_node(graph: nx.DiGraph, u: object, v: object) -> object:
+    """The node whose domain gives the inputs of the pairs on edge ``u -> v`` (see the module
+    docstring): the producer behind ``u`` (a curator's producer), ``v``, or a source."""
+    where = graph.edges[u, v].get("inputs") or "producer"
+    if where == "consumer":
+        return v
+    if where != "producer":
+        return where
+    return producer(graph, u) if kind(graph, u) == "curator" else u
+
+
+def _check_inputs(graph: nx.DiGraph, u, v, where, family_kind: str) -> None:
+    if family_kind not in ("conditional", "conditional_gaussian", "learned"):
+        raise FlowError(f"edge '{u}' -> '{v}': inputs needs a conditional family")
+    if where not in INPUTS and (where not in graph or kind(graph, where) != "source"):
+        raise FlowError(f"edge '{u}' -> '{v}': inputs must be producer, consumer or a source's name, not {where!r}")
+
+
 def validate(graph: nx.DiGraph, family_kind: str = "categorical", dim: int | None = None) -> None:
     """Raise :class:`FlowError` naming the first problem found in ``graph``."""
     if not nodes_of(graph, "model"):
         raise FlowError("the data-flow graph has no model node")
+    if family_kind in ("conditional", "conditional_gaussian") and nodes_of(graph, "pool"):
+        raise FlowError(f"pool '{nodes_of(graph, 'pool')[0]}': a conditional ecosystem has no pools "
+                        "(give each flow its own edge and inputs)")
     for v, k in graph.nodes(data="kind"):
         if k not in KINDS:
             raise FlowError(f"node '{v}': kind {k!r} is not one of {', '.join(KINDS)}")
@@ -62,6 +93,8 @@ def validate(graph: nx.DiGraph, family_kind: str = "categorical", dim: int | Non
             raise FlowError(f"edge '{u}' -> '{v}': only a model may train on itself")
         if data.get("transform") is not None:
             _check_transform(u, v, kv, data["transform"], family_kind, dim)
+        if data.get("inputs") is not None:
+            _check_inputs(graph, u, v, data["inputs"], family_kind)
     for v in graph.nodes:
         k = kind(graph, v)
         preds = list(graph.predecessors(v))
@@ -137,9 +170,65 @@ def set_share(graph: nx.DiGraph, model: object, kinds: tuple[str, ...], value: f
         graph.edges[e]["weight"] *= (1.0 - value) / w_out if w_out > 0 else 0.0
 
 
-def set_curation_ratio(graph: nx.DiGraph, model: object, value: float) -> None:
-    """Set ``lambda_i`` of ``model``; its other inputs absorb the change proportionally."""
-    set_share(graph, model, ("curator",), value)
+ABSORB = {"proportional": None, "real": ("source",), "raw": ("model", "pool")}
+"""What absorbs a change of curation ratio: the kinds of inputs whose share moves (None: all the
+non-curated inputs, in proportion; ``real``: the real data only; ``raw``: the raw synthetic inputs
+only, edges from models and pools)."""
+ABSORBED_BY = {"real": "real-data", "raw": "raw synthetic"}
+
+
+def check_absorb(absorb: object) -> str:
+    """``absorb`` if it is one of :data:`ABSORB`, else a :class:`FlowError` naming the choices."""
+    if absorb not in ABSORB:
+        raise FlowError(f"absorb must be one of {', '.join(ABSORB)}, got {absorb!r}")
+    return absorb
+
+
+def _absorbing(graph: nx.DiGraph, model: object, absorb: str) -> tuple[list, float]:
+    """The in-edges of ``model`` that absorb a change of its curation ratio (``real``/``raw``) and
+    their total share; a :class:`FlowError` if there are none."""
+    edges = [(u, model) for u in graph.predecessors(model) if kind(graph, u) in ABSORB[absorb]]
+    if not edges:
+        raise FlowError(f"model '{model}': has no {ABSORBED_BY[absorb]} inputs to absorb a change of its "
+                        f"curation ratio (absorb = {absorb})")
+    return edges, sum(graph.edges[e]["weight"] for e in edges)
+
+
+def curation_range(graph: nx.DiGraph, model: object, absorb: str = "proportional") -> tuple[float, float]:
+    """The curation ratios ``model`` can take under ``absorb``: ``[0, 1]`` in proportion, else
+    ``[0, lambda + s]`` where ``s`` is the absorbing inputs' share."""
+    if check_absorb(absorb) == "proportional":
+        return 0.0, 1.0
+    return 0.0, min(1.0, curation_ratio(graph, model) + _absorbing(graph, model, absorb)[1])
+
+
+def set_curation_ratio(graph: nx.DiGraph, model: object, value: float, absorb: str = "proportional") -> None:
+    """Set ``lambda_i`` of ``model`` (its curated inputs keep their split); what gives or takes the
+    difference is ``absorb``: ``proportional`` (every other input, in proportion to its weight),
+    ``real`` (the real-data inputs only) or ``raw`` (the raw synthetic inputs only), each in
+    proportion within its kind. Raising lambda from 0.5 to 0.6 on 0.3 real / 0.2 raw / 0.5 curated
+    gives 0.24 / 0.16 / 0.6, 0.2 / 0.2 / 0.6 and 0.3 / 0.1 / 0.6."""
+    if check_absorb(absorb) == "proportional":
+        set_share(graph, model, ("curator",), value)
+        return
+    if kind(graph, model) != "model":
+        raise FlowError(f"'{model}' is not a model")
+    if not 0.0 <= value <= 1.0:
+        raise FlowError(f"model '{model}': a share must lie in [0, 1], got {value}")
+    edges, share = _absorbing(graph, model, absorb)
+    curated = [(u, model) for u in graph.predecessors(model) if kind(graph, u) == "curator"]
+    lam = sum(graph.edges[e]["weight"] for e in curated)
+    if value > 0 and lam <= 0:
+        raise FlowError(f"model '{model}': has no curator inputs whose share could be set to {value}")
+    left = share - (value - lam)
+    if left < -SHARE_TOLERANCE:
+        raise FlowError(f"model '{model}': its {ABSORBED_BY[absorb]} share {share:g} cannot give "
+                        f"{value - lam:g} to a curation ratio of {value:g} (absorb = {absorb})")
+    for e in curated:
+        graph.edges[e]["weight"] *= value / lam if lam > 0 else 0.0
+    for e in edges:
+        w = graph.edges[e]["weight"]
+        graph.edges[e]["weight"] = w * max(left, 0.0) / share if share > 0 else max(left, 0.0) / len(edges)
 
 
 def users_reward(graph: nx.DiGraph, model: object):

@@ -65,12 +65,13 @@ class Dataset:
         return self.data[rng.integers(0, len(self.data), n)]
 
 
-def _fit(job: tuple[GenerativeModel, np.ndarray, np.random.Generator]) -> GenerativeModel:
-    """Fit one model (with one BLAS and OpenMP thread: the fits' small matrix operations are many
-    times slower with more, and their numbers would depend on the machine); the fitted model."""
-    model, samples, rng = job
+def _fit(job: tuple[GenerativeModel, np.ndarray, np.ndarray | None, np.random.Generator]) -> GenerativeModel:
+    """Fit one model on samples with weights (None: equal), with one BLAS and OpenMP thread (the
+    fits' small matrix operations are many times slower with more, and their numbers would depend
+    on the machine); the fitted model."""
+    model, samples, weights, rng = job
     with threadpool_limits(limits=1):
-        model.fit(samples, None, rng)
+        model.fit(samples, weights, rng)
     return model
 
 
@@ -166,10 +167,13 @@ class Learned:
             self._start[h] = self._evaluate(h)
         return out
 
-    def _fit_all(self, handles: np.ndarray, training: list[np.ndarray], rngs: list[np.random.Generator]) -> None:
-        """Fit ``objects[h]`` on ``training[j]`` with ``rngs[j]`` for each ``h = handles[j]``: here, or
-        on ``workers`` processes (the fitted models come back; the numbers are the same)."""
-        jobs = [(self.objects[h], x, r) for h, x, r in zip(handles, training, rngs, strict=True)]
+    def _fit_all(self, handles: np.ndarray, training: list[np.ndarray], rngs: list[np.random.Generator],
+                 weights: list[np.ndarray | None] | None = None) -> None:
+        """Fit ``objects[h]`` on ``training[j]`` (with ``weights[j]``, None: equal) and ``rngs[j]`` for
+        each ``h = handles[j]``: here, or on ``workers`` processes (the fitted models come back; the
+        numbers are the same)."""
+        weights = [None] * len(handles) if weights is None else weights
+        jobs = [(self.objects[h], x, w, r) for h, x, w, r in zip(handles, training, weights, rngs, strict=True)]
         if self.workers > 1 and len(jobs) > 1:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
@@ -185,12 +189,29 @@ class Learned:
             self._pool.shutdown()
             self._pool = None
 
-    def refit(self, rows: np.ndarray, training: list[np.ndarray], rng: np.random.Generator) -> None:
+    def refit(self, rows: np.ndarray, training: list[np.ndarray], rng: np.random.Generator,
+              rates: np.ndarray | None = None) -> None:
         """Refit the models of ``rows`` ``(M, 1)`` on their training sets (``(m_i, d)`` each);
-        each fit draws from its own child of ``rng``."""
+        each fit draws from its own child of ``rng``.
+
+        ``rates`` ``(M,)``: retraining rates ``eta`` in (0, 1] (None: all 1). A learned model has
+        no parameters to interpolate, so partial retraining is its sample analogue: a model with
+        ``eta < 1`` refits on its training set (total weight ``eta``) plus ``m_i`` draws of its
+        current self (total weight ``1 - eta``), drawn from ``rng`` before the fits; in
+        expectation the refit's training distribution is ``eta D_i + (1 - eta) p_i``. Models with
+        ``eta = 1`` fit exactly as without rates (no draws, no weights).
+        """
         handles = rows[:, 0].astype(np.int64)
+        weights: list[np.ndarray | None] = [None] * len(handles)
+        if rates is not None and (np.asarray(rates) < 1).any():
+            training = list(training)
+            for j, (h, eta) in enumerate(zip(handles, rates, strict=True)):
+                m = len(training[j])
+                if eta < 1 and m:
+                    training[j] = np.concatenate([training[j], self._draw(int(h), m, rng)])
+                    weights[j] = np.r_[np.full(m, eta / m), np.full(m, (1 - eta) / m)]
         before = [self._parameters(h) for h in handles]
-        self._fit_all(handles, training, rng.spawn(len(rows)))
+        self._fit_all(handles, training, rng.spawn(len(rows)), weights)
         for h, old in zip(handles, before, strict=True):
             new = self._parameters(h)
             self._version[h] = self._version.get(h, 0) + 1
@@ -202,21 +223,52 @@ class Learned:
         return None if get is None else np.asarray(get(), dtype=float)
 
     # ------------------------------------------------------------------ sample mode
+    @property
+    def conditional(self) -> bool:
+        """Whether the models answer inputs (e.g. class labels): every object offers
+        ``draw_inputs(n, rng)`` and ``sample_given(inputs, rng)``; then a curator's K candidates
+        answer the same input, and edges say whose inputs a model's training samples use."""
+        return bool(self.objects) and all(hasattr(o, "sample_given") for o in self.objects)
+
+    def _by_object(self, rows: np.ndarray, which: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The entries of ``which`` grouped by the object their row stands for, in handle order."""
+        handles = rows[which, 0].astype(np.int64)
+        order = np.argsort(handles, kind="stable")
+        distinct, starts = np.unique(handles[order], return_index=True)
+        return list(zip(distinct.tolist(), np.split(order, starts[1:]), strict=True))
+
     def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One sample per entry of ``which`` (indices into ``rows`` ``(V, 1)``): ``(m, d)``;
         one call per distinct object, in handle order."""
-        handles = rows[which, 0].astype(np.int64)
         out = np.empty((len(which), self.dim))
-        order = np.argsort(handles, kind="stable")
-        distinct, starts = np.unique(handles[order], return_index=True)
-        for h, idx in zip(distinct, np.split(order, starts[1:]), strict=True):
-            out[idx] = self._draw(int(h), len(idx), rng)
+        for h, idx in self._by_object(rows, which):
+            out[idx] = self._draw(h, len(idx), rng)
+        return out
+
+    def draw_inputs(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Conditional models: one input (class index) per entry of ``which`` from its object; ``(m,)``."""
+        out = np.empty(len(which), dtype=np.int64)
+        for h, idx in self._by_object(rows, which):
+            out[idx] = self.objects[h].draw_inputs(len(idx), rng)
+        return out
+
+    def sample_given(self, rows: np.ndarray, which: np.ndarray, inputs: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+        """Conditional models: one sample ``(d,)`` per entry of ``which`` answering ``inputs`` ``(m,)``."""
+        out = np.empty((len(which), self.dim))
+        for h, idx in self._by_object(rows, which):
+            out[idx] = self._checked(h, self.objects[h].sample_given(inputs[idx], rng), len(idx), "sample_given")
         return out
 
     def _draw(self, h: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        x = np.asarray(self.objects[h].sample(n, rng), dtype=float)
+        return self._checked(h, self.objects[h].sample(n, rng), n, "sample")
+
+    def _checked(self, h: int, x: np.ndarray, n: int, call: str) -> np.ndarray:
+        """Object ``h``'s ``n`` samples ``x`` (from its method ``call``) as floats ``(n, d)`` clipped to
+        the bounds (or a clear error)."""
+        x = np.asarray(x, dtype=float)
         if x.shape != (n, self.dim):
-            raise FlowError(f"learned model {type(self.objects[h]).__name__}: sample({n}) returned shape "
+            raise FlowError(f"learned model {type(self.objects[h]).__name__}: {call}({n}) returned shape "
                             f"{x.shape}, expected ({n}, {self.dim})")
         if not np.isfinite(x).all():
             raise NumericalError(f"learned model {type(self.objects[h]).__name__}: samples are not finite")

@@ -10,6 +10,10 @@ Per model (the formulas are the family's, see :class:`~ecosystem.core.families.F
   2-Wasserstein distance (Gaussian);
 - ``change``: relative parameter change per round (convergence).
 
+Conditional models (:mod:`ecosystem.core.conditional`) measure alignment on their own domain
+and, with ``cross_alignment``, on every model's domain (``domain``: the model x domain table
+``(N, N)``, each model under its own users' reward).
+
 Learned models (:mod:`ecosystem.core.learned`) are measured on evaluation draws with common
 random numbers; their alignment comes with its standard error (``alignment_se``).
 
@@ -42,12 +46,27 @@ AGENT_COLUMNS = ("alignment", "diversity", "drift", "change", "curation_ratio")
 def alignment(family: Family, rows: np.ndarray, rewards: list[Reward | None]) -> np.ndarray:
     """Alignment of model ``i`` under its own reward ``rewards[i]`` (NaN where None); ``(V,)``."""
     out = np.full(len(rows), np.nan)
+    for reward, idx in _by_reward(rewards):
+        out[idx] = family.expected_reward(rows[idx], reward)
+    return out
+
+
+def _by_reward(rewards: list[Reward | None]) -> list[tuple[Reward, list[int]]]:
+    """The models ``rewards[i]`` holds for each distinct reward (models without one left out)."""
     groups: dict[int, tuple[Reward, list[int]]] = {}
     for i, r in enumerate(rewards):
         if r is not None:
             groups.setdefault(id(r), (r, []))[1].append(i)
-    for reward, idx in groups.values():
-        out[idx] = family.expected_reward(rows[idx], reward)
+    return list(groups.values())
+
+
+def domain_alignment(family: Family, rows: np.ndarray, rewards: list[Reward | None]) -> np.ndarray:
+    """Model ``i``'s alignment under ``rewards[i]`` on model ``j``'s domain, ``(N, N)`` (NaN rows
+    for models without users)."""
+    out = np.full((len(rows), len(rows)), np.nan)
+    domains = rows[:, :family.n_in]
+    for reward, idx in _by_reward(rewards):
+        out[idx] = family.alignment_on(rows[idx], reward, domains)
     return out
 
 
@@ -103,6 +122,8 @@ def measure(family: Family, rows: np.ndarray, old: np.ndarray, evaluation: Evalu
         m["drift"] = family.drift(rows, reference, m if "diversity" in want else None)
     if "change" in want:   # a learned family refits objects in place and records their change itself
         m["change"] = family.change(rows, old) if isinstance(family, Learned) else relative_change(rows, old)
+    if "cross_alignment" in want and hasattr(family, "alignment_on"):
+        m["domain"] = domain_alignment(family, rows, evaluation.rewards)
     if isinstance(family, Learned):
         m["alignment_se"] = family.standard_error(rows, evaluation.rewards) if "alignment" in want else missing
     defined = m["alignment"][~np.isnan(m["alignment"])]

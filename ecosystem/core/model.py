@@ -111,6 +111,7 @@ class EcosystemModel(Model):
             agenttype_reporters={GenerativeModelAgent: {"model": "name", **{c: c for c in self.agent_columns}}},
         )
         self._cross_rounds: list[tuple[int, list, np.ndarray]] = []   # (step, model names, (N, R) table)
+        self._domain_rounds: list[tuple[int, list, np.ndarray]] = []  # (step, model names, (N, N) table)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             self._measure(self.state)
         self._collect()
@@ -213,9 +214,11 @@ class EcosystemModel(Model):
             self.grid.G.add_edge(u, v)
             self.grid[u].connect(self.grid[v], v)
 
-    def set_curation_ratio(self, model: object, value: float) -> None:
-        """Set ``lambda`` of ``model``; its other inputs absorb the change proportionally."""
-        self.apply("set_curation_ratio", model, value)
+    def set_curation_ratio(self, model: object, value: float, absorb: str = "proportional") -> None:
+        """Set ``lambda`` of ``model``; ``absorb`` says what gives or takes the difference
+        (:func:`ecosystem.core.flows.set_curation_ratio`: ``proportional``, ``real`` or ``raw``)."""
+        self.apply("set_curation_ratio", model, value if absorb == "proportional" else
+                   {"ratio": value, "absorb": absorb})
 
     def set_real_share(self, model: object, value: float) -> None:
         """Set the real-data share of ``model``; its other inputs absorb the change."""
@@ -273,6 +276,8 @@ class EcosystemModel(Model):
         self.datacollector.collect(self)
         if self.rewards and self.measures["cross"] is not None:  # one array per round (the table is large)
             self._cross_rounds.append((self.steps, self.kernel.models, self.measures["cross"]))   # names: not copied
+        if "domain" in self.measures:
+            self._domain_rounds.append((self.steps, self.kernel.models, self.measures["domain"]))
 
     # ------------------------------------------------------------------ results
     def run(self, steps: int, progress: bool = False) -> None:
@@ -302,6 +307,15 @@ class EcosystemModel(Model):
         frame.insert(0, "model", [name for block in names for name in block])
         frame.insert(0, "step", np.repeat(steps, [len(block) for block in names]))
         return frame
+
+    def domain_alignment_frame(self) -> pd.DataFrame:
+        """Conditional models: one row per round per model per domain (``step, model, domain,
+        alignment``): the model's alignment under its users' reward on that model's domain."""
+        parts = [pd.DataFrame({"step": step, "model": np.repeat(names, len(names)),
+                               "domain": np.tile(names, len(names)), "alignment": table.ravel()})
+                 for step, names, table in self._domain_rounds]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["step", "model", "domain", "alignment"])
 
     def gaussian_parameters(self) -> tuple[np.ndarray, np.ndarray]:
         """Means ``(N, d)`` and covariances ``(N, d, d)`` of all models (Gaussian family)."""

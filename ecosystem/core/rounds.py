@@ -28,9 +28,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ecosystem.core.budget import CANDIDATE_CHUNK
+from ecosystem.core.conditional import is_conditional
 from ecosystem.core.curation import Curator
-from ecosystem.core.families import Family, Judges
-from ecosystem.core.flows import kind, nodes_of, producer
+from ecosystem.core.families import Family, Judges, affine_runs
+from ecosystem.core.flows import input_node, kind, nodes_of, producer
 from ecosystem.core.learned import Learned
 from ecosystem.errors import FlowError
 
@@ -39,12 +40,14 @@ RETENTIONS = ("replace", "accumulate", "subsample")
 
 @dataclass
 class _Edges:
-    """Edges into models: source row, consumer model, weight, transform id (-1: none)."""
+    """Edges into models: source row, consumer model, weight, transform id (-1: none) and, for
+    conditional families, the node whose domain the pairs' inputs follow."""
 
     src: np.ndarray
     dst: np.ndarray
     weight: np.ndarray
     transform: np.ndarray
+    inputs: np.ndarray
 
 
 class RoundKernel:
@@ -64,8 +67,9 @@ class RoundKernel:
             self.fixed[self.index[v]] = graph.nodes[v]["moments"]
 
         # edges into models (transformed ones kept apart for population mode)
-        rows = [(self.index[u], self.index[v], d["weight"], d.get("transform"))
-                for u, v, d in graph.edges(data=True) if kind(graph, v) == "model"]
+        into_models = [(u, v) for u, v in graph.edges if kind(graph, v) == "model"]
+        rows = [(self.index[u], self.index[v], graph.edges[u, v]["weight"], graph.edges[u, v].get("transform"))
+                for u, v in into_models]
         self.transforms = [t for *_, t in rows if t is not None]
         tid, k = [], 0
         for *_, t in rows:
@@ -76,6 +80,8 @@ class RoundKernel:
             dst=np.array([r[1] for r in rows], dtype=np.int64),
             weight=np.array([r[2] for r in rows], dtype=float),
             transform=np.array(tid, dtype=np.int64),
+            inputs=np.array([self.index[input_node(graph, u, v)] for u, v in into_models]
+                            if is_conditional(family) else [], dtype=np.int64),
         )
         plain = self.edges.transform < 0
         self.mixing = sp.csr_matrix(
@@ -108,6 +114,10 @@ class RoundKernel:
             self._group_curator.append(cur)
         self._judges: dict[int, Judges] = {}
         self._fixed_rows = np.flatnonzero(~np.isin(self.kind, ("model", "curator", "pool")))
+        self._direct = np.isin(self.kind, ("model", "source"))   # nodes whose distribution is at hand
+        self._split_plan: tuple | None = None                     # allocate()'s static part, all models
+        self._sampler: tuple | None = None                        # (rows, family.sampler(rows)) while drawing
+        self._moves: tuple[np.ndarray, np.ndarray] | None = None  # edge transforms stacked (sample mode)
         self._buffer: np.ndarray | None = None
         self._ancestors: dict[int, list[list[int]]] = {}
         self._plans: dict[tuple[int, ...], tuple] = {}
@@ -120,6 +130,12 @@ class RoundKernel:
         for m, r in zip(self.models, self.retention, strict=True):
             if r not in RETENTIONS:
                 raise FlowError(f"model '{m}': retention must be one of {', '.join(RETENTIONS)}, not {r!r}")
+        self.retraining_rate = np.array([float(attrs[m].get("retraining_rate", 1.0)) for m in self.models])
+        """Each model's retraining rate ``eta`` ``(N,)`` in (0, 1]: the share of the way from its
+        current parameters to its refit that a round moves it (THEORY.md section 8; 1: full refit)."""
+        for m, eta in zip(self.models, self.retraining_rate, strict=True):
+            if not 0 < eta <= 1:
+                raise FlowError(f"model '{m}': retraining_rate must be in (0, 1], not {eta!r}")
 
     # ----------------------------------------------------------------- shared helpers
     def judges(self, curator: Curator) -> Judges:
@@ -183,8 +199,15 @@ class RoundKernel:
 
     def training_mixture(self, x: np.ndarray, models: np.ndarray | None = None) -> np.ndarray:
         """Training distributions' moment rows ``(N, k)`` (or only ``models``, sorted indices)."""
-        mix = self.mixing @ x if models is None else self.mixing[models] @ x
         e = self.edges
+        if is_conditional(self.family):               # pairs: each edge's inputs answered by its producer
+            ids = np.arange(len(e.dst)) if models is None else np.flatnonzero(np.isin(e.dst, models))
+            pairs = self.family.pair_statistics(x[e.src[ids]], x[e.inputs[ids]])
+            mix = np.zeros((len(self.models) if models is None else len(models), x.shape[1]))
+            np.add.at(mix, e.dst[ids] if models is None else np.searchsorted(models, e.dst[ids]),
+                      e.weight[ids, None] * pairs)
+            return mix
+        mix = self.mixing @ x if models is None else self.mixing[models] @ x
         ids = np.flatnonzero(e.transform >= 0)
         if models is not None:
             ids = ids[np.isin(e.dst[ids], models)]
@@ -206,6 +229,17 @@ class RoundKernel:
         ``share * size``, its expectation is exactly ``share * size`` and the total is exact.
         Returns ``(edge ids, counts)`` for the edges into ``models`` (all by default).
         """
+        plan = self._split_plan if models is None else None   # all models: the split compiled once
+        if plan is None or not np.array_equal(plan[0], sizes):
+            plan = self._split(sizes, models)
+            if models is None:
+                self._split_plan = plan
+        _, ids, dst, hi, lo = plan
+        u = rng.random(len(sizes))[dst]
+        return ids, (np.floor(hi + u) - np.floor(lo + u)).astype(np.int64)
+
+    def _split(self, sizes: np.ndarray, models: np.ndarray | None) -> tuple:
+        """The static part of :meth:`allocate`: ``(sizes, edge ids, their models, C_e, C_{e-1})``."""
         e = self.edges
         ids = np.arange(len(e.dst)) if models is None else np.flatnonzero(np.isin(e.dst, models))
         ids = ids[np.argsort(e.dst[ids], kind="stable")]
@@ -218,19 +252,20 @@ class RoundKernel:
         hi[last] = sizes[dst[last]]
         lo = np.r_[0.0, hi[:-1]]
         lo[first] = 0.0
-        u = rng.random(len(sizes))[dst]
-        return ids, (np.floor(hi + u) - np.floor(lo + u)).astype(np.int64)
+        return np.array(sizes, copy=True), ids, dst, hi, lo
 
-    def draw(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One sample from each node in ``nodes`` (may repeat); ``x`` holds base rows."""
+    def draw(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator,
+             inputs: np.ndarray | None = None) -> np.ndarray:
+        """One sample from each node in ``nodes`` (may repeat); ``x`` holds base rows. ``inputs``
+        ``(len(nodes),)`` (conditional families): the input each sample answers."""
         out = None
         code = self._code[nodes]
         if not code.any():                                   # all drawn directly
-            return self.family.sample(x, nodes, rng)
+            return self._base(x, nodes, rng, inputs)
         parts = {}
         base = np.flatnonzero(code == 0)
         if base.size:
-            parts["base"] = (base, self.family.sample(x, nodes[base], rng))
+            parts["base"] = (base, self._base(x, nodes[base], rng, None if inputs is None else inputs[base]))
         pools = np.flatnonzero(code == 1)
         if pools.size:
             parts["pool"] = (pools, self.draw(x, self._pick_component(nodes[pools], rng), rng))
@@ -238,12 +273,22 @@ class RoundKernel:
         group = self._group_of[nodes[curated]]
         for gid in np.flatnonzero(np.bincount(group)):
             slots = curated[group == gid]
-            parts[gid] = (slots, self._curated_draw(self._group_curator[gid], x, self.producer[nodes[slots]], rng))
+            parts[gid] = (slots, self._curated_draw(self._group_curator[gid], x, self.producer[nodes[slots]], rng,
+                                                    None if inputs is None else inputs[slots]))
         for slots, values in parts.values():
             if out is None:
                 out = np.empty((len(nodes), *values.shape[1:]), dtype=values.dtype)
             out[slots] = values
         return out
+
+    def _base(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator,
+              inputs: np.ndarray | None) -> np.ndarray:
+        """Samples of models and sources ``nodes``, answering ``inputs`` if given."""
+        if inputs is not None:
+            return self.family.sample_given(x, nodes, inputs, rng)
+        if self._sampler is not None and x is self._sampler[0]:   # this round's rows: roots taken once
+            return self._sampler[1](nodes, rng)
+        return self.family.sample(x, nodes, rng)
 
     def _pick_component(self, pools: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         m = self.pool_mixing
@@ -257,10 +302,10 @@ class RoundKernel:
     def _exact_tilt(self, cur: Curator, producers: np.ndarray) -> bool:
         """Tilts are sampled exactly when the producer's distribution is at hand (a model
         or source) and the family knows the tilted distribution."""
-        return (self.family.tilts_exactly(cur) and np.isin(self.kind[producers], ("model", "source")).all())
+        return self.family.tilts_exactly(cur) and bool(self._direct[producers].all())
 
     def _curated_draw(self, cur: Curator, x: np.ndarray, producers: np.ndarray,
-                      rng: np.random.Generator) -> np.ndarray:
+                      rng: np.random.Generator, inputs: np.ndarray | None = None) -> np.ndarray:
         if self._exact_tilt(cur, producers):
             users = self._users(cur, len(producers), rng)
             out = None
@@ -269,23 +314,26 @@ class RoundKernel:
                 if not mask.any():
                     continue
                 rows, which = np.unique(producers[mask], return_inverse=True)
-                values = self.family.sample(self.family.curate(self.family.judges(cur.one_user(u)), x[rows]),
-                                            which, rng)
+                values = self._base(self.family.curate(self.family.judges(cur.one_user(u)), x[rows]),
+                                    which, rng, None if inputs is None else inputs[mask])
                 if out is None:
                     out = np.empty((len(producers), *values.shape[1:]), dtype=values.dtype)
                 out[mask] = values
             return out
         per = max(1, CANDIDATE_CHUNK // cur.rule.candidates)
         if len(producers) > per:   # bounded memory: at most CANDIDATE_CHUNK candidates at once
-            return np.concatenate([self._pick(cur, x, producers[i:i + per], rng)
+            return np.concatenate([self._pick(cur, x, producers[i:i + per], rng,
+                                              None if inputs is None else inputs[i:i + per])
                                    for i in range(0, len(producers), per)])
-        return self._pick(cur, x, producers, rng)
+        return self._pick(cur, x, producers, rng, inputs)
 
-    def _pick(self, cur: Curator, x: np.ndarray, producers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One curated sample per entry of ``producers``: ``candidates`` draws each, one kept by
-        the rule's sampling choice; ``(len(producers), ...)``."""
+    def _pick(self, cur: Curator, x: np.ndarray, producers: np.ndarray, rng: np.random.Generator,
+              inputs: np.ndarray | None = None) -> np.ndarray:
+        """One curated sample per entry of ``producers``: ``candidates`` draws each (answers to
+        the same input, for conditional families), one kept by the rule's sampling choice;
+        ``(len(producers), ...)``."""
         k = cur.rule.candidates
-        cand = self.draw(x, np.repeat(producers, k), rng)
+        cand = self.draw(x, np.repeat(producers, k), rng, None if inputs is None else np.repeat(inputs, k, axis=0))
         judges = self.judges(cur)
         if len(cur.rewards) == 1:
             scores = self.family.scores(judges, 0, cand)
@@ -312,13 +360,22 @@ class RoundKernel:
         """Draw every model's training set: ``(samples, owner model index)``."""
         ids, counts = self.allocate(sizes, rng, models)
         slot_edge = np.repeat(ids, counts)
-        samples = self.draw(x, self.edges.src[slot_edge], rng)
         e = self.edges
-        in_use = e.transform[ids[counts > 0]]                       # per edge with slots, not per slot
-        for t in np.unique(in_use[in_use >= 0]):
-            matrix, offset = self.transforms[t]
-            mask = e.transform[slot_edge] == t
-            samples[mask] = samples[mask] @ np.asarray(matrix).T + offset
+        inputs = self.family.draw_inputs(x, e.inputs[slot_edge], rng) if is_conditional(self.family) else None
+        make = getattr(self.family, "sampler", None)
+        self._sampler = (x, make(x)) if make is not None else None
+        try:
+            samples = self.draw(x, e.src[slot_edge], rng, inputs)
+        finally:
+            self._sampler = None
+        live = counts > 0
+        moved = e.transform[ids[live]]                   # per edge with slots, not per slot
+        if (moved >= 0).any():                           # x -> A x + b on each transformed edge's run of slots
+            if self._moves is None:
+                self._moves = (np.stack([np.asarray(m, dtype=float) for m, _ in self.transforms]),
+                               np.stack([np.asarray(b, dtype=float) for _, b in self.transforms]))
+            on = moved >= 0
+            affine_runs(samples, (np.cumsum(counts) - counts)[live][on], counts[live][on], *self._moves, moved[on])
         return samples, e.dst[slot_edge]
 
 
@@ -387,7 +444,9 @@ def advance(kernel: RoundKernel, state: RoundState, *, mode: str, order: str,
 
     ``mode``: ``population`` (exact; ``rng`` unused) or ``sample`` (finite samples drawn
     from ``rng``); ``order``: ``synchronous`` (every model reads last round's rows) or
-    ``sequential`` (models update in graph order, each reading the newest rows).
+    ``sequential`` (models update in graph order, each reading the newest rows). A model with
+    retraining rate ``eta < 1`` moves only the share ``eta`` of the way to its refit
+    (:func:`_partial`; learned models: :meth:`~ecosystem.core.learned.Learned.refit`).
     """
     new = dataclasses.replace(state)
     n = len(state.rows)
@@ -408,7 +467,7 @@ def advance(kernel: RoundKernel, state: RoundState, *, mode: str, order: str,
 
 def _population_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng) -> np.ndarray:
     """Refit rows of ``models``: the exact training mixture, averaged over all rounds for
-    models that retain their data."""
+    models that retain their data, moved by each model's retraining rate."""
     every = len(models) == len(state.rows)
     levels = None if every else kernel.ancestors(int(models[0]))
     x = kernel.node_moments(state.rows, levels, reuse=True)
@@ -418,12 +477,14 @@ def _population_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray,
         state.accumulated[models[keep]] += mix[keep]
         state.accumulated_weight[models[keep]] += 1.0
         mix[keep] = state.accumulated[models[keep]] / state.accumulated_weight[models[keep], None]
-    return kernel.family.fit(mix, state.initial if every else state.initial[models])
+    old, initial = (state.rows, state.initial) if every else (state.rows[models], state.initial[models])
+    return _partial(kernel, models, old, kernel.family.fit(mix, initial, previous=old), initial)
 
 
 def _sample_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Refit rows of ``models`` on finite training sets: this round's samples (``replace``),
-    all rounds' (``accumulate``) or a uniform reservoir of them (``subsample``)."""
+    all rounds' (``accumulate``) or a uniform reservoir of them (``subsample``), moved by each
+    model's retraining rate."""
     n, family = len(state.rows), kernel.family
     x = kernel.fixed.copy()
     x[:n] = state.rows
@@ -443,7 +504,22 @@ def _sample_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng
         _update_reservoir(kernel, state, models[sub], samples, owner, rng)
         stats = family.empirical(state.reservoir.samples, state.reservoir.owner, n)[models[sub]]
         rows[sub] = family.normalise(stats, kernel.sample_size[models[sub]].astype(float))
-    return family.fit(rows, state.initial[models])
+    old, initial = state.rows[models], state.initial[models]
+    return _partial(kernel, models, old, family.fit(rows, initial, previous=old), initial)
+
+
+def _partial(kernel: RoundKernel, models: np.ndarray, old: np.ndarray, fitted: np.ndarray,
+             initial: np.ndarray) -> np.ndarray:
+    """Rows ``(M, k)`` of ``models`` after partial retraining (THEORY.md section 8): the family's
+    free parameters ``theta = (1 - eta) pack(old) + eta pack(fitted)``, unpacked with ``initial``
+    ``(M, k)``; the rows of models with ``eta = 1`` are ``fitted``'s, untouched."""
+    eta = kernel.retraining_rate[models]
+    part = eta < 1
+    if part.any():
+        fam, share = kernel.family, eta[part, None]
+        fitted = fitted.copy()
+        fitted[part] = fam.unpack((1 - share) * fam.pack(old[part]) + share * fam.pack(fitted[part]), initial[part])
+    return fitted
 
 
 def _learned_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, samples: np.ndarray,
@@ -463,7 +539,7 @@ def _learned_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, sa
     retained = _by_owner(state.reservoir.samples, state.reservoir.owner) if (retention != "replace").any() else {}
     training = [(fresh if kept == "replace" else retained).get(int(m), samples[:0])
                 for m, kept in zip(models, retention, strict=True)]
-    kernel.family.refit(state.rows[models], training, rng)
+    kernel.family.refit(state.rows[models], training, rng, kernel.retraining_rate[models])
     return state.rows[models]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from ecosystem.core import flows
 from ecosystem.core.budget import check_topology
 from ecosystem.errors import FlowError
 
@@ -186,3 +187,30 @@ def to_dataflow(
                 graph.add_edge(u, v, weight=raw * w / sum(inputs.values()))
     # a curated model whose outputs nobody consumes keeps no curator
     graph.remove_nodes_from([f"users_{v}" for v in curated if graph.out_degree(f"users_{v}") == 0])
+
+
+def isolated(graph: nx.DiGraph, model: object) -> nx.DiGraph | None:
+    """``model`` alone, the reference of a story: the same node, its real-data inputs (same
+    sources, shares and inputs) and its curation ratio curated by its own users, every other
+    input replaced by its own outputs. None when it has curated inputs but no curator judges it."""
+    g = nx.DiGraph()
+    g.add_node(model, **graph.nodes[model])
+    real = 0.0
+    for s, _, attrs in graph.in_edges(model, data=True):
+        if flows.kind(graph, s) == "source":
+            g.add_node(s, **graph.nodes[s])
+            g.add_edge(s, model, **attrs)
+            real += attrs["weight"]
+    lam = flows.curation_ratio(graph, model)
+    if lam > 0:
+        judges = [c for c in graph.successors(model) if flows.kind(graph, c) == "curator"]
+        if not judges:
+            return None
+        users = flows.users_reward(graph, model)
+        own = next((c for c in judges if graph.nodes[c]["curator"].preference is users), judges[0])
+        g.add_node(own, **graph.nodes[own])
+        g.add_edge(model, own)
+        g.add_edge(own, model, weight=lam)
+    if 1.0 - real - lam > flows.SHARE_TOLERANCE:
+        g.add_edge(model, model, weight=1.0 - real - lam)
+    return g

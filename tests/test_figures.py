@@ -176,3 +176,42 @@ def test_plot_redraws_a_report_from_its_tables(cli, tmp_path):
     assert sorted(p.stem for p in out.glob("*.pdf")) == pngs
     for pdf in out.glob("*.pdf"):
         check_pdf(pdf)
+
+
+def test_the_story_shows_each_contrasted_model_run_alone(tmp_path):
+    """``isolated.csv``: A_base and A_more alone (real data and their own users' curation at the same
+    shares) equal the one-model scenarios written by hand; alone, more curation helps A."""
+    import pandas as pd
+
+    from ecosystem.formats import results
+    from ecosystem.formats.scenario import load, parse
+
+    scenario = load("default")
+    model = scenario.build()
+    model.run(scenario.steps)
+    results.write(model, scenario, 0, tmp_path)
+    alone = pd.read_csv(tmp_path / "isolated.csv")
+    assert set(alone["model"]) == {"A_base", "A_more"} and alone["step"].max() == 200
+    for name, real in (("A_base", 0.5), ("A_more", 0.4)):
+        by_hand = parse({"steps": 200, "space": {"family": "categorical", "grid": {"start": -1, "stop": 1, "num": 21}},
+                         "rewards": {"warm": {"kind": "linear", "weights": [2.0]}},
+                         "sources": {"real": {"normal": {"mean": 0.0, "var": 0.25}}},
+                         "models": {name: {"sample_size": 2000, "users": {"reward": "warm", "K": 6, "tau": 1.0},
+                                           "mixture": {"real": real, "curated": 1 - real}}}}).build()
+        by_hand.run(200)
+        mine = alone[alone["model"] == name]["alignment"].to_numpy()
+        np.testing.assert_allclose(mine, by_hand.agents_frame()["alignment"].to_numpy(), rtol=0, atol=1e-15)
+    end = alone.groupby("model")["alignment"].last()
+    assert round(end["A_base"], 3) == 0.738 and round(end["A_more"], 3) == 1.004 and end["A_more"] > end["A_base"]
+    assert (tmp_path / "story.png").exists()
+
+
+def test_plot_draws_the_graph_as_the_events_left_it(cli, workdir):
+    """stories/newcomer adds model C at a round: the redrawn graph has C, coloured, as the run drew it."""
+    from PIL import Image
+
+    out = workdir / "newcomer"
+    assert cli("run", "stories/newcomer", "--out", out, "--quiet").status == 0
+    drawn = np.asarray(Image.open(out / "graph.png"))
+    assert cli("plot", out, "--quiet").status == 0
+    assert np.array_equal(np.asarray(Image.open(out / "graph.png")), drawn)

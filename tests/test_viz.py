@@ -146,8 +146,9 @@ def test_analysis_view_shows_influence_and_backfire_section():
     _box, rc = solara.render(app.AnalysisView(m), handle_error=False)
     html = " ".join(_html(rc))
     assert "spectral radius" in html and "Backfire" in html
-    assert "Self backfire" in html and "A_base" in html     # the default scenario's point
-    assert [m for m, _ in app.self_backfire(result)] == ["A_base", "A_more"]
+    assert "Negative influence" in html and "A_base" in html     # the default scenario's point
+    assert "<b>Backfire</b>: none" in html      # its first-arrival effects are already negative
+    assert {b["affected"] for b in result["negative_influence"] if b["scope"] == "self"} == {"A_base", "A_more"}
     rc.close()
 
 
@@ -225,9 +226,8 @@ def test_a_topology_replaces_the_story_models_of_the_shipped_default():
     assert m.error is None and len(m.model_agents) == 6
 
 
-def test_learned_models_of_pictures_show_their_samples_and_follow_the_rounds():
-    pytest.importorskip("sklearn")
-    m = VizModel("learned/photos")
+def _picture_follows_the_rounds(m: VizModel) -> None:
+    """The models' own picture (:func:`viz.app.SamplesView`) is drawn and changes with a Step."""
     assert m.error is None
     _box, rc = solara.render(app.SamplesView(m), handle_error=False)
     before = rc.find(v.Img).widget.src
@@ -236,6 +236,11 @@ def test_learned_models_of_pictures_show_their_samples_and_follow_the_rounds():
     assert rc2.find(v.Img).widget.src != before
     rc.close()
     rc2.close()
+
+
+def test_learned_models_of_pictures_show_their_samples_and_follow_the_rounds():
+    pytest.importorskip("sklearn")
+    _picture_follows_the_rounds(VizModel("learned/photos"))
     _box3, rc3 = solara.render(app.SamplesView(VizModel(scenario_name=DEFAULT)), handle_error=False)
     assert not rc3.find(v.Img).widgets                  # other families: no sample grid
     rc3.close()
@@ -245,3 +250,9 @@ def test_a_learned_scenario_in_population_mode_is_a_message_without_a_path():
     pytest.importorskip("sklearn")
     m = VizModel("learned/photos", mode="population")
     assert m.error.startswith("learned models run in sample mode only") and "/" not in m.error
+
+
+def test_conditional_models_show_their_answer_tables_and_follow_the_rounds():
+    m = VizModel("conditional/two_tasks")
+    _picture_follows_the_rounds(m)
+    assert 0 < m.colour_bound < 10                     # tabular rewards of pairs set the colour scale

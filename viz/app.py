@@ -3,12 +3,12 @@
 Run it with ``ecosystem viz [SCENARIO]`` (or ``solara run viz/app.py``). Every browser session
 (tab, reload) builds its own model (:func:`Page`), so visitors never step each other's
 ecosystem. The sidebar holds Mesa's Reset / Play / Step controls (``ModelController``) and the
-knobs (scenario or scripted story, topology and size, curation ratio, K, tau, real-data share,
-mode, seed), each labelled with the built ecosystem's value; a combination that cannot be built
+knobs (scenario or scripted story, topology and size, curation ratio and what absorbs its change,
+K, tau, real-data share, mode, seed), each labelled with the built ecosystem's value; a combination that cannot be built
 is explained under the knobs before Reset. The "Ecosystem" tab shows the data-flow graph
 coloured by alignment, a status line, and time series of alignment, diversity and
-homogenisation; the "Long-run analysis" tab the influence matrix and the backfire list of
-:func:`ecosystem.analysis.analyze`, and on request the optimal vs siloed curation policy
+homogenisation; the "Long-run analysis" tab the influence matrix, the negative-influence and
+backfire lists of :func:`ecosystem.analysis.analyze`, and on request the optimal vs siloed curation policy
 (:mod:`ecosystem.analysis.policy`). Pictures scale with the window.
 
 The scenario shown first is ``$ECOSYSTEM_VIZ_SCENARIO`` (a name in ``scenarios/`` or a path),
@@ -31,10 +31,11 @@ from mesa.visualization.utils import update_counter
 
 from ecosystem import analysis
 from ecosystem.analysis import policy
+from ecosystem.core.conditional import ConditionalCategorical
 from ecosystem.core.learned import Learned
-from ecosystem.formats import figures, sample_grid
+from ecosystem.formats import figures, response_tables, sample_grid
 from ecosystem.formats.names import name_of, shipped
-from viz.model import FILE, KS, MODES, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, knob_problem, relayout
+from viz.model import ABSORBS, FILE, KS, MODES, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, knob_problem, relayout
 from viz.pictures import DPI, NetworkPicture, SeriesPicture, png_of
 
 MAX_ANALYSIS_PARAMETERS = 400
@@ -43,6 +44,12 @@ HINT = "Change knobs, then press <b>Reset</b> to rebuild the ecosystem; <b>Step<
 PLAY_INTERVAL_MS = 50
 WIDE = "width: 100%; height: auto"
 """Style of the pictures: as wide as their column, so they scale with the window."""
+EFFECT_LISTS = (
+    ("negative_influence", "Negative influence", "the long-run effect dJ_i*/dλ_j is below 0"),
+    ("backfire", "Backfire", "the first-arrival effect is positive (aligned with the reward) yet the long-run "
+                             "effect is negative"),
+)
+"""The analysis tab's two lists, in the words of docs/THEORY.md (section 4, "Words")."""
 
 
 def initial_scenario() -> str:
@@ -77,6 +84,7 @@ def model_params(scenario: str, values: dict | None = None, effective: dict | No
         "topology": select("topology", "Topology", _choices(TOPOLOGIES)),
         "n": select("n", "Size n (models)", _choices(SIZES)),
         "curation_ratio": select("curation_ratio", "Curation ratio λ", _choices(SHARES)),
+        "absorb": select("absorb", "λ change absorbed by", _choices(ABSORBS)),
         "real_share": select("real_share", "Real-data share", _choices(SHARES)),
         "K": select("K", "K (candidates per choice)", _choices(KS)),
         "tau": select("tau", "τ (temperature)", _choices(TAUS)),
@@ -115,7 +123,7 @@ def analysis_result(model: VizModel) -> dict:
 
 
 def _analysis(model: VizModel) -> dict:
-    result = analysis.analyze(model, analysis.curation_parameters(model))
+    result = analysis.analyze(model, analysis.curation_parameters(model, model.absorb))
     out = result.to_dict()
     if out["parameters"]:
         fig = Figure(figsize=figures.influence_size(len(out["models"]), len(out["parameters"])), dpi=DPI)
@@ -133,7 +141,7 @@ def policy_result(model: VizModel) -> dict:
 
 
 def _policy(model: VizModel) -> dict:
-    levers = policy.curation_levers(model)
+    levers = policy.curation_levers(model, absorb=model.absorb)
     budget = float(sum(lv.parameter.get(model.graph) for lv in levers))
     report = policy.optimize(policy.Problem(model, levers, budget, "mean"), simulate_policies=False, n_random=0)
     out = report.to_dict()
@@ -142,16 +150,6 @@ def _policy(model: VizModel) -> dict:
     return out
 
 
-def self_backfire(report: dict) -> list[tuple[str, float]]:
-    """Models whose long-run alignment falls as their own curation rises (their curation ratio,
-    or their curated share of a pool): ``(model, dJ/dparameter)``."""
-    out = []
-    for p, curated in enumerate(report["curated_models"]):
-        if curated in report["models"]:
-            value = report["influence"][report["models"].index(curated)][p]
-            if value is not None and value < 0:
-                out.append((curated, value))
-    return out
 
 
 # --------------------------------------------------------------------------- components
@@ -220,10 +218,14 @@ def StatusView(model: VizModel) -> solara.Element:
 
 @solara.component
 def SamplesView(model: VizModel) -> solara.Element:
-    """Learned models of pictures: each model's samples at the start and now, drawn with the same
-    random numbers (:mod:`ecosystem.formats.sample_grid`); nothing for other families."""
+    """The models themselves: learned models of pictures show their samples at the start and now,
+    drawn with the same random numbers (:mod:`ecosystem.formats.sample_grid`); conditional models
+    their answer tables (:mod:`ecosystem.formats.response_tables`); nothing for other families."""
     update_counter.get()
     family = None if model.error else model.family
+    if isinstance(family, ConditionalCategorical):
+        return _image(png_of(response_tables.figure(family, model.initial, model.state, list(model.kernel.models),
+                                                    now=f"round {model.steps}")))
     if not isinstance(family, Learned) or not family.shape:
         return solara.Text("")
     start, now = sample_grid.draws(family, model.state)
@@ -251,19 +253,18 @@ def AnalysisView(model: VizModel) -> solara.Element:
               f"iterations; spectral radius {r['spectral_radius']:.4f}: {stable}.</p>")
         if "figure" in r:
             _image(r["figure"])
-        own = self_backfire(r)
-        if own:
-            _html("<p><b>Self backfire</b> (more curation by a model's own users lowers its long-run alignment): "
-                  + ", ".join(f"{escape(m)} {v:+.3g}" for m, v in own) + "</p>")
-        if r["backfire"]:
-            rows = "".join(f"<tr><td>{escape(b['parameter'])}</td><td>{escape(b['affected'])}</td>"
-                           f"<td>{b['raw']:+.4g}</td><td>{b['influence']:+.4g}</td></tr>" for b in r["backfire"])
-            _html("<p><b>Backfire</b>: one-round and long-run effects disagree in sign</p><table class='backfire'>"
-                  "<tr><th>parameter</th><th>affected model</th><th>one-round</th><th>long-run</th></tr>"
-                  f"{rows}</table>")
-        else:
-            _html("<p><b>Backfire</b>: none; one-round and long-run effects agree in sign everywhere.</p>")
+        for key, title, words in EFFECT_LISTS:
+            if r[key]:
+                rows = "".join(f"<tr><td>{escape(b['parameter'])}</td><td>{escape(b['affected'])}</td>"
+                               f"<td>{b['scope']}</td><td>{b['raw']:+.4g}</td><td>{b['influence']:+.4g}</td></tr>"
+                               for b in r[key])
+                _html(f"<p><b>{title}</b>: {words}</p><table class='backfire'><tr><th>parameter</th>"
+                      "<th>affected model</th><th>self/cross</th><th>first-arrival</th><th>long-run</th></tr>"
+                      f"{rows}</table>")
+            else:
+                _html(f"<p><b>{title}</b>: none ({words}).</p>")
     return main
+
 
 
 @solara.component

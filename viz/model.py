@@ -13,7 +13,10 @@ This module does not import solara: the model can be built and tested without th
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -22,11 +25,11 @@ from mesa import Model
 
 from ecosystem.core import flows
 from ecosystem.core.agents import CuratorAgent
-from ecosystem.core.curation import Curator
+from ecosystem.core.curation import Curator, Tilt
 from ecosystem.core.model import EcosystemModel
 from ecosystem.errors import EcosystemError
 from ecosystem.formats.names import resolve
-from ecosystem.formats.scenario import Scenario, ScenarioError, default_name, parse, read_toml
+from ecosystem.formats.scenario import Scenario, ScenarioError, default_name, parse, read_toml, with_overrides
 
 FILE = "file"
 """Knob value meaning "as in the scenario file"."""
@@ -36,6 +39,8 @@ SHARES = tuple(round(0.1 * i, 1) for i in range(11))
 KS = (1, 2, 3, 4, 6, 8, 16, 32)
 TAUS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 MODES = ("population", "sample")
+ABSORBS = tuple(flows.ABSORB)
+"""What absorbs the curation ratio knob's change on an explicit graph (``file``: ``proportional``)."""
 TOPOLOGY_DEFAULTS = {"erdos_renyi": {"p": 0.1}, "barabasi_albert": {"m": 2}, "watts_strogatz": {"k": 4, "p": 0.1}}
 """Generator parameters used when the page switches a scenario to a topology it does not set."""
 LAYOUT_SEED = 0
@@ -63,6 +68,9 @@ class VizModel(EcosystemModel):
             over the file's rewards) or :data:`FILE`.
         n: number of models of the topology, or :data:`FILE`.
         curation_ratio, real_share: shares of every curated model's training mix.
+        absorb: on an explicit graph with only the curation ratio set, what absorbs its change
+            (:data:`ecosystem.core.flows.ABSORB`; :data:`FILE`: ``proportional``). In a topology the
+            curation ratio is a template key: the real share stays, the raw outputs take the rest.
         K, tau: the curators' rule parameters.
         mode: ``population`` or ``sample``, or :data:`FILE`.
         seed: the run's seed (an integer >= 0, or :data:`FILE`).
@@ -70,10 +78,10 @@ class VizModel(EcosystemModel):
 
     def __init__(self, scenario_name: str = "default", topology: str = FILE, n: Any = FILE,
                  curation_ratio: Any = FILE, K: Any = FILE, tau: Any = FILE, real_share: Any = FILE,
-                 mode: str = FILE, seed: Any = FILE) -> None:
+                 mode: str = FILE, seed: Any = FILE, absorb: str = FILE) -> None:
         self.knobs = {"scenario_name": scenario_name, "topology": topology, "n": n,
                       "curation_ratio": curation_ratio, "K": K, "tau": tau, "real_share": real_share,
-                      "mode": mode, "seed": seed}
+                      "mode": mode, "seed": seed, "absorb": absorb}
         self.error: str | None = None
         try:
             scenario, graph, mode_, seed_, self.topology = _build(**self.knobs)
@@ -122,6 +130,11 @@ class VizModel(EcosystemModel):
         """Current alignment of every model, by node name."""
         return dict(zip(self.kernel.models, self.measures["alignment"], strict=True)) if not self.error else {}
 
+    @property
+    def absorb(self) -> str:
+        """What absorbs a change of curation ratio here (the analysis and policies use it too)."""
+        return "proportional" if self.knobs["absorb"] in (FILE, "", None) else self.knobs["absorb"]
+
     def heading(self) -> str:
         """The page title: scenario, topology and size."""
         if self.error:
@@ -139,6 +152,7 @@ class VizModel(EcosystemModel):
                 "n": str(len(self.model_agents)),
                 "curation_ratio": value_range(a.curation_ratio for a in curated),
                 "real_share": value_range(a.real_share for a in self.model_agents),
+                "absorb": "raw (topology template)" if self.topology else "proportional",
                 "K": value_range(c.K for c in curators if c.K), "tau": value_range(c.tau for c in curators),
                 "mode": self.mode, "seed": str(self.seed)}
 
@@ -173,13 +187,23 @@ def knob_problem(**knobs: Any) -> str | None:
     return None
 
 
+def page_overrides(path: Path) -> dict:
+    """The command line's ``KEY=VALUE`` overrides (``$ECOSYSTEM_VIZ_OVERRIDES``, JSON) if ``path`` is
+    the scenario the page was started with, else none."""
+    given = os.environ.get("ECOSYSTEM_VIZ_OVERRIDES")
+    start = os.environ.get("ECOSYSTEM_VIZ_SCENARIO")
+    if not given or start is None or Path(start).resolve() != Path(path).resolve():
+        return {}
+    return json.loads(given)
+
+
 def _build(scenario_name: str, topology: str = FILE, n: Any = FILE, curation_ratio: Any = FILE, K: Any = FILE,
-           tau: Any = FILE, real_share: Any = FILE, mode: str = FILE,
-           seed: Any = FILE) -> tuple[Scenario, nx.DiGraph, str, int, str | None]:
+           tau: Any = FILE, real_share: Any = FILE, mode: str = FILE, seed: Any = FILE,
+           absorb: str = FILE) -> tuple[Scenario, nx.DiGraph, str, int, str | None]:
     """Parse the scenario with the knobs applied: ``(scenario, graph, mode, seed, topology kind or None)``.
     Messages name the knobs, never the file's path."""
     path = resolve(scenario_name)
-    data = read_toml(path)
+    data = with_overrides(read_toml(path), page_overrides(path))
     size = _number("size n", n, int, 1, 10_000)
     lam = _number("curation ratio", curation_ratio, float, 0.0, 1.0)
     real = _number("real-data share", real_share, float, 0.0, 1.0)
@@ -190,9 +214,14 @@ def _build(scenario_name: str, topology: str = FILE, n: Any = FILE, curation_rat
         raise ScenarioError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if topology not in (FILE, *TOPOLOGIES):
         raise ScenarioError(f"topology must be one of {', '.join(TOPOLOGIES)}, got {topology!r}")
+    if absorb not in (FILE, *ABSORBS):
+        raise ScenarioError(f"absorb must be one of {', '.join(ABSORBS)}, got {absorb!r}")
     topo = data.get("topology")
     if topology != FILE:
         topo = _as_topology(data, topology)
+    if absorb != FILE and (topo is not None or lam is None or real is not None):
+        raise ScenarioError("absorb: applies to an explicit graph with only the curation ratio set "
+                            "(a topology's raw outputs, or its raw inputs with both shares set, take the rest)")
     if topo is not None:          # knobs become template keys: the remainder of a mix goes to raw outputs
         if size is not None:
             if "n" not in topo and "n" not in _params(topo.get("kind")):
@@ -219,7 +248,7 @@ def _build(scenario_name: str, topology: str = FILE, n: Any = FILE, curation_rat
         raise ScenarioError(str(err).replace(f"{path}: ", "").replace(str(path.parent) + "/", "")) from None
     graph = scenario.graph.copy()
     if topo is None:               # explicit graph: set the shares and rules of the curated models
-        _apply_explicit(graph, lam, real, k, t)
+        _apply_explicit(graph, lam, real, k, t, absorb)
     return (scenario, graph, scenario.mode if mode == FILE else mode, scenario.seed if seed_ is None else seed_,
             None if topo is None else str(topo.get("kind")))
 
@@ -266,11 +295,17 @@ def _as_topology(data: dict, kind: str) -> dict:
 
 
 def _apply_explicit(graph: nx.DiGraph, lam: float | None, real: float | None, K: int | None,
-                    tau: float | None) -> None:
-    """Knobs on an explicit data-flow graph: every curated model's shares, every curator's rule."""
+                    tau: float | None, absorb: str = FILE) -> None:
+    """Knobs on an explicit data-flow graph: every curated model's shares (a curation ratio alone
+    absorbed by ``absorb``), every curator's rule."""
     for m in flows.nodes_of(graph, "model"):
-        if flows.curation_ratio(graph, m) > 0:
+        if flows.curation_ratio(graph, m) > 0 and absorb in (FILE, "proportional"):
             set_shares(graph, m, real, lam)
+        elif flows.curation_ratio(graph, m) > 0:
+            try:
+                flows.set_curation_ratio(graph, m, lam, absorb)
+            except flows.FlowError as err:
+                raise ScenarioError(f"curation ratio λ {lam:g} with absorb = {absorb}: {err}") from None
     for c in flows.nodes_of(graph, "curator"):
         cur: Curator = graph.nodes[c]["curator"]
         changes = {key: value for key, value in (("K", K), ("tau", tau)) if value is not None}
@@ -326,9 +361,12 @@ def alignment_scale(model: EcosystemModel, samples: int = 512) -> float:
     The scale is fixed for a built model, so colours compare across rounds; it is centred on 0
     (aligned vs. misaligned with the model's own users)."""
     fam, rewards = model.family, model.eval_rewards
-    which = np.repeat(np.arange(len(rewards)), samples)
-    pts = fam.points(fam.sample(model.initial, which, np.random.default_rng(0))).reshape(len(rewards), samples, -1)
-    spread = max((float(np.std(r(p))) for r, p in zip(rewards, pts, strict=True) if r is not None), default=0.0)
+    drawn = fam.sample(model.initial, np.repeat(np.arange(len(rewards)), samples), np.random.default_rng(0))
+    def spread_of(i: int, reward) -> float:                  # scored by the family: tabular rewards too
+        return float(np.std(fam.scores(fam.judges(Curator(Tilt(1.0), [reward])), 0,
+                                       drawn[i * samples:(i + 1) * samples])))
+
+    spread = max((spread_of(i, r) for i, r in enumerate(rewards) if r is not None), default=0.0)
     return nice_ceil(0.5 * spread) if spread > 0 else 1.0
 
 

@@ -199,8 +199,7 @@ class SeriesPicture:
         self.alignment.ax.axhline(0, color="0.6", lw=0.8)
         self.alignment.ax.set_title("alignment with own users", fontsize=10)
         self.alignment.ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        self.diversity.ax.set_title("diversity: " + ("entropy (nats)" if model.family.kind == "categorical"
-                                                     else "total variance"), fontsize=10)
+        self.diversity.ax.set_title("diversity: " + figures.diversity_label(model.family.kind), fontsize=10)
         self.homogenisation.ax.set_title("homogenisation: pairwise divergence", fontsize=10)
         self.panels = (self.alignment, self.diversity, self.homogenisation)
         self.update_data(model)

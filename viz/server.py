@@ -7,6 +7,7 @@ browser opening; the front-end files come from the ``solara-assets`` package (so
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -34,10 +35,11 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def serve(scenario: str | None, port: int, announce=print) -> None:
+def serve(scenario: str | None, port: int, announce=print, overrides: dict | None = None) -> None:
     """Serve the page for ``scenario`` on ``http://127.0.0.1:port/`` until interrupted.
 
-    ``announce`` receives one line with the URL once the server is ready to accept requests.
+    ``announce`` receives one line with the URL once the server is ready to accept requests;
+    ``overrides`` (dotted keys) change ``scenario``'s keys on the page.
     """
     env = {
         "SOLARA_APP": str(APP),
@@ -48,6 +50,8 @@ def serve(scenario: str | None, port: int, announce=print) -> None:
     os.environ.update(env)
     if scenario:
         os.environ["ECOSYSTEM_VIZ_SCENARIO"] = scenario
+    if overrides:
+        os.environ["ECOSYSTEM_VIZ_OVERRIDES"] = json.dumps(overrides)
     import uvicorn
     from solara.server import settings
 

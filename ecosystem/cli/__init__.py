@@ -1,4 +1,4 @@
-"""The ``ecosystem`` command: ``run`` a scenario, ``validate`` scenario files.
+"""The ``ecosystem`` command: every subcommand of :data:`COMMANDS` (``run``, ``validate``, ...).
 
 One module of this package per subcommand (:data:`COMMANDS`); each has ``register(sub)``,
 which adds its subparser and sets ``handler`` (a function of the parsed arguments
@@ -25,8 +25,10 @@ COMMANDS = (run, validate, analyze, optimize, reproduce, sweep, report, plot, vi
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ecosystem", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="ecosystem", description="Simulate, analyse and study ecosystems of generative models "
+                     "that retrain on each other's curated outputs. The options of one command: ecosystem COMMAND "
+                     "--help.")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
     for command_parser in sub.choices.values():

@@ -16,10 +16,10 @@ import math
 import time
 from pathlib import Path
 
-from ecosystem.cli.options import add_figure_options
+from ecosystem.cli.options import add_figure_options, add_scenario, load_scenario
+from ecosystem.core import flows
 from ecosystem.errors import UsageError
-from ecosystem.formats.names import resolve
-from ecosystem.formats.scenario import Scenario, load
+from ecosystem.formats.scenario import Scenario
 
 OBJECTIVES = ("mean", "min", "weighted")
 
@@ -27,13 +27,16 @@ OBJECTIVES = ("mean", "min", "weighted")
 def register(sub) -> None:
     """Add the ``optimize`` subcommand to the ``ecosystem`` subparsers ``sub``."""
     opt = sub.add_parser("optimize", help="where to spend curation: optimal vs siloed policy under a budget")
-    opt.add_argument("scenario", nargs="?", help="scenario file or name (default: the default scenario)")
+    add_scenario(opt)
     opt.add_argument("--budget", type=float, required=True, help="budget B: sum of cost * curation ratio <= B")
     opt.add_argument("--objective", choices=OBJECTIVES, default="mean",
                      help="welfare of the stable alignments (default: mean)")
     opt.add_argument("--weights", metavar="MODEL=W,...", help="per-model weights of --objective weighted")
     opt.add_argument("--costs", metavar="MODEL=C,...", help="cost per unit of curation ratio (default 1 each)")
     opt.add_argument("--max-ratio", type=float, default=0.9, help="upper bound of every curation ratio (0.9)")
+    opt.add_argument("--absorb", choices=tuple(flows.ABSORB), default="proportional",
+                     help="what absorbs a change of a curation ratio: the other inputs in proportion (default), "
+                          "the real data only or the raw synthetic inputs only")
     opt.add_argument("--sample-seeds", type=int, default=0, metavar="N",
                      help="also run every policy in sample mode over N seeds (200 rounds, mean of the last 100)")
     opt.add_argument("--out", type=Path, help="also write policy.json and policy.png here")
@@ -74,7 +77,7 @@ def _optimize(args: argparse.Namespace) -> int:
         raise UsageError("--weights needs --objective weighted")
     if args.out and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {str(args.out)!r} exists and is not a folder")
-    scenario: Scenario = load(resolve(args.scenario))
+    scenario: Scenario = load_scenario(args)
     model = scenario.build(mode="population")
     names = [str(m) for m in model.kernel.models]
     weights = _pairs(args.weights, "--weights", names)
@@ -86,7 +89,8 @@ def _optimize(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         levers = policy.curation_levers(model, hi=args.max_ratio,
-                                        costs={m: costs[str(m)] for m in model.kernel.models if str(m) in costs})
+                                        costs={m: costs[str(m)] for m in model.kernel.models if str(m) in costs},
+                                        absorb=args.absorb)
         w = [weights.get(n, 0.0) for n in names] if args.objective == "weighted" else None
         problem = policy.Problem(model, levers, args.budget, args.objective, w)
         report = policy.optimize(problem, sample_seeds=args.sample_seeds)

@@ -61,6 +61,16 @@ def _csv(path: Path):
         raise UsageError(f"{path}: cannot read: {err}") from None
 
 
+def _graph_at_end(scenario, steps: int):
+    """The data-flow graph as the scenario's scripted events leave it after ``steps`` rounds (the
+    graph a run drew at its end)."""
+    from ecosystem.core import events
+
+    fam = scenario.family
+    return events.dry_run(scenario.graph, scenario.builder, scenario.events, steps, fam.kind,
+                          getattr(fam, "dim", None))
+
+
 def _run(folder: Path) -> None:
     from ecosystem.formats import figures
     from ecosystem.formats.scenario import load
@@ -76,10 +86,12 @@ def _run(folder: Path) -> None:
     marks = sorted(set(events["round"].astype(int))) if events is not None and "round" in events else []
     agents["model"] = agents["model"].astype(str)
     present = {m for m, row in summary.get("models", {}).items() if row.get("present_at_end", True)}
-    final = {node: float(rows["alignment"].iloc[-1]) for node in scenario.graph.nodes
+    end = _graph_at_end(scenario, int(summary.get("steps", 0)))
+    final = {node: float(rows["alignment"].iloc[-1]) for node in end.nodes
              if str(node) in present for rows in [agents[agents["model"] == str(node)]] if len(rows)}
-    figures.run_figures(folder, agents, ecosystem, scenario.graph, final, marks, summary.get("family", ""),
-                        scenario.contrast)
+    alone = _csv(folder / "isolated.csv") if (folder / "isolated.csv").is_file() else None
+    figures.run_figures(folder, agents, ecosystem, end, final, marks, summary.get("family", ""),
+                        scenario.contrast, alone)
     if (folder / "samples.npz").is_file() and getattr(scenario.family, "shape", None):   # learned models' pictures
         import numpy as np
 

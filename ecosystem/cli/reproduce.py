@@ -9,7 +9,8 @@ from pathlib import Path
 from ecosystem.cli.options import add_figure_options
 from ecosystem.errors import UsageError
 
-REPRODUCTION_NAMES = ("gaussian-mechanism", "two-model-conflict", "ferbach", "collapse", "web-dynamics")
+REPRODUCTION_NAMES = ("gaussian-mechanism", "two-model-conflict", "ferbach", "collapse", "web-dynamics",
+                      "learned-conflict", "conditional-llm")
 """The keys of :data:`ecosystem.studies.reproduce.REPRODUCTIONS` (not imported: it needs scipy)."""
 
 

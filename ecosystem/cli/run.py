@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ecosystem.cli.options import add_allow_outside_paths, add_figure_options
+from ecosystem.cli.options import add_allow_outside_paths, add_figure_options, add_scenario, load_scenario, tidy
 from ecosystem.core.model import MODES
 from ecosystem.errors import UsageError
-from ecosystem.formats.names import resolve
-from ecosystem.formats.scenario import Scenario, load
+from ecosystem.formats.scenario import Scenario
 
 
 def register(sub) -> None:
     """Add the ``run`` subcommand to the ``ecosystem`` subparsers ``sub``."""
     run = sub.add_parser("run", help="run a scenario; write CSVs, summary.json and figures")
-    run.add_argument("scenario", nargs="?", help="scenario file or name (default: the default scenario)")
+    add_scenario(run)
     run.add_argument("--out", type=Path, help="results folder (default: results/<scenario name>/)")
     run.add_argument("--steps", type=int, help="rounds to run (overrides the file)")
     run.add_argument("--seed", type=int, help="random seed (overrides the file)")
@@ -32,7 +31,7 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ecosystem.formats import results
 
-    scenario: Scenario = load(resolve(args.scenario))
+    scenario: Scenario = load_scenario(args)
     if args.steps is not None and args.steps < 0:
         raise UsageError(f"--steps must be >= 0, got {args.steps}")
     if args.seed is not None and args.seed < 0:
@@ -66,8 +65,8 @@ def _print_summary(model, scenario: Scenario, steps: int, seed: int, elapsed: fl
             break
         agent = current.get(name)
         lam = f"{agent.curation_ratio:>8.2f}" if agent else f"{'gone':>8}"
-        print(f"{name!s:<14}{lam}{df['alignment'].iloc[0]:>13.4f}{df['alignment'].iloc[-1]:>12.4f}"
-              f"{df['diversity'].iloc[-1]:>11.4f}")
+        print(f"{name!s:<14}{lam}{tidy(df['alignment'].iloc[0]):>13.4f}{tidy(df['alignment'].iloc[-1]):>12.4f}"
+              f"{tidy(df['diversity'].iloc[-1]):>11.4f}")
     if model.event_log:
         print(f"{len(model.event_log)} events applied (see events.csv)")
     eco = model.ecosystem

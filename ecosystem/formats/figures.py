@@ -92,17 +92,23 @@ def legend_outside(ax, **kw) -> None:
 # --------------------------------------------------------------------------- runs
 
 
+def diversity_label(family: str) -> str:
+    """What the diversity column measures in family ``family`` (its ``kind``)."""
+    return {"categorical": "entropy (nats)", "conditional": r"conditional entropy $H(Y \mid X)$ (nats)"}.get(
+        family, "total variance")
+
+
 def run_figures(folder: Path, agents: pd.DataFrame, ecosystem: pd.DataFrame, graph: nx.DiGraph,
-                final_alignment: dict, events: list[int], family: str, contrast: Sequence[str] = ()) -> None:
+                final_alignment: dict, events: list[int], family: str, contrast: Sequence[str] = (),
+                isolated: pd.DataFrame | None = None) -> None:
     """The figures of a run folder: alignment and diversity over rounds, the data-flow graph and,
     when the scenario names models to contrast, the story figure."""
     folder = Path(folder)
     time_series(agents, ecosystem, "alignment", folder / "alignment.png", r"alignment $E[r]$", events)
-    time_series(agents, ecosystem, "diversity", folder / "diversity.png",
-                "entropy (nats)" if family == "categorical" else "total variance", events)
+    time_series(agents, ecosystem, "diversity", folder / "diversity.png", diversity_label(family), events)
     network(graph, final_alignment, folder / "graph.png")
     if contrast:
-        story(agents, list(contrast), folder / "story.png", events)
+        story(agents, list(contrast), folder / "story.png", events, isolated)
 
 
 def _event_lines(ax, events: Sequence[int]) -> None:
@@ -131,13 +137,19 @@ def time_series(agents: pd.DataFrame, ecosystem: pd.DataFrame, column: str, path
     save(fig, path)
 
 
-def story(agents: pd.DataFrame, contrast: list[str], path: Path, events: Sequence[int] = ()) -> None:
+def story(agents: pd.DataFrame, contrast: list[str], path: Path, events: Sequence[int] = (),
+          isolated: pd.DataFrame | None = None) -> None:
     """The scenario's story: (a) the contrasted models' alignment over rounds, the final gap between
-    the first two annotated; (b) each contrasted model minus the first (where they differ)."""
+    the first two annotated, and each model run alone (``isolated``: ``step, model, alignment``) as
+    a thin dotted reference; (b) each contrasted model minus the first (where they differ)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     rows = {name: agents[agents["model"].astype(str) == name] for name in contrast}
     for k, (name, df) in enumerate(rows.items()):
         left.plot(df["step"], df["alignment"], color=COLOURS[k % 7], ls=LINESTYLES[k % 4], lw=1.8, label=name)
+        alone = None if isolated is None else isolated[isolated["model"].astype(str) == name]
+        if alone is not None and len(alone):
+            left.plot(alone["step"], alone["alignment"], color=COLOURS[k % 7], ls=":", lw=1.0, alpha=0.8,
+                      label=f"{name} alone")
     _event_lines(left, events)
     first, second = rows[contrast[0]], rows[contrast[1]]
     end_a, end_b = float(first["alignment"].iloc[-1]), float(second["alignment"].iloc[-1])

@@ -7,6 +7,7 @@ row differ only because the model changed.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ def draws(family: Learned, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def picture(sample: np.ndarray, shape: tuple[int, ...], bounds: tuple[float, float] | None) -> np.ndarray:
-    """One sample ``(d,)`` as an image of ``shape``, scaled to [0, 1] by ``bounds``."""
-    image = sample.reshape(shape)
+    """One sample ``(d,)`` as an image of ``shape`` (its first ``prod(shape)`` values: a class label
+    after them is not drawn), scaled to [0, 1] by ``bounds``."""
+    image = sample[:math.prod(shape)].reshape(shape)
     lo, hi = bounds if bounds is not None else (float(image.min()), float(image.max()) or 1.0)
     return np.clip((image - lo) / max(hi - lo, 1e-300), 0.0, 1.0)
 

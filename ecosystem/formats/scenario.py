@@ -8,6 +8,7 @@ file, the key and the bad value.
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ import numpy as np
 
 from ecosystem import learned as registry
 from ecosystem.core import budget, events, flows, topologies
+from ecosystem.core.conditional import ConditionalCategorical, is_conditional
+from ecosystem.core.conditional_gaussian import ConditionalGaussian
 from ecosystem.core.curation import BestOfK, Curator, Luce, Tilt
 from ecosystem.core.families import Categorical, Family, Gaussian
 from ecosystem.core.learned import Learned
@@ -26,14 +29,16 @@ from ecosystem.core.model import METRICS, MODES, ORDERS, EcosystemModel
 from ecosystem.core.rewards import Ball, Linear, Quadratic, Reward, Tabular
 from ecosystem.core.rounds import RETENTIONS
 from ecosystem.errors import ScenarioError, show
-from ecosystem.formats import learned_space
+from ecosystem.formats import conditional_space, learned_space, mixture
 from ecosystem.formats.names import resolve
 from ecosystem.formats.section import Section
 
 TOP_KEYS = {
     "name", "description", "seed", "steps", "mode", "order", "reference", "events", "metrics",
-    "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology", "figures",
+    "space", "rewards", "sources", "models", "curators", "pools", "flows", "topology", "figures", "defaults",
 }
+MODEL_DEFAULTS = ("sample_size", "retention", "retraining_rate", "eval_reward")
+CURATOR_DEFAULTS = ("rule", "K", "tau", "candidates")
 
 
 K_MAX, SAMPLE_SIZE_MAX = events.K_MAX, events.SAMPLE_SIZE_MAX
@@ -59,6 +64,8 @@ class Scenario:
     metrics: tuple[str, ...] = METRICS
     contrast: tuple[str, ...] = ()
     """Models the run's story figure sets side by side (``[figures] contrast``); none: no story figure."""
+    alone: bool = True
+    """Whether the story figure shows each contrasted model run alone (``[figures] alone``)."""
 
     def model_args(self, *, seed: int | None = None, mode: str | None = None,
                    graph: nx.DiGraph | None = None) -> dict[str, Any]:
@@ -131,12 +138,37 @@ def read_toml(path: str | Path, error: type[Exception] | None = None, what: str 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read, validate and compile a scenario: a path (a ``Path``, or a text ending in ``.toml``)
     or a shipped name (``"default"``, ``"stories/newcomer"``; see :mod:`~ecosystem.formats.names`).
-    ``overrides`` maps dotted keys to values."""
+    ``overrides`` maps dotted keys to values (:func:`with_overrides`)."""
     path = path if isinstance(path, Path) else resolve(path)
-    data = read_toml(path)
-    for key, value in (overrides or {}).items():
-        set_dotted(data, key, value)
+    data = with_overrides(read_toml(path), overrides or {})
     return parse(data, origin=str(path), default_name=default_name(path))
+
+
+def with_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    """A copy of the scenario dict ``data`` with the dotted ``overrides`` set (``topology.n = 12``).
+
+    Setting ``topology.kind`` drops the generator parameters of ``data`` that the new kind
+    does not take (e.g. ``n`` when switching from ``ring`` to ``communities``).
+    """
+    data = copy.deepcopy(data)
+    kind = overrides.get("topology.kind")
+    if isinstance(kind, str) and isinstance(data.get("topology"), dict):
+        every = set().union(*TOPOLOGY_PARAMS.values())
+        keep = TOPOLOGY_PARAMS.get(kind, every)
+        for key in list(data["topology"]):
+            if key in every and key not in keep and f"topology.{key}" not in overrides:
+                del data["topology"][key]
+    for key, value in overrides.items():
+        set_dotted(data, key, copy.deepcopy(value))
+    return data
+
+
+def _item(items: list, part: str, key: str) -> dict:
+    """Item ``part`` (a number from 0) of the list ``items``, for the override ``key``."""
+    if not part.isdigit() or int(part) >= len(items) or not isinstance(items[int(part)], dict):
+        raise ScenarioError(f"override {key}: '{part}' is not the number of one of its {len(items)} tables "
+                            f"(0..{len(items) - 1})")
+    return items[int(part)]
 
 
 def default_name(path: Path) -> str:
@@ -145,12 +177,20 @@ def default_name(path: Path) -> str:
 
 
 def set_dotted(data: dict, key: str, value: Any) -> None:
-    """Set ``data["a"]["b"] = value`` for ``key = "a.b"``, creating tables as needed."""
+    """Set ``data["a"]["b"] = value`` for ``key = "a.b"``, creating tables as needed; a number
+    indexes a list (``flows.2.weight``: the third ``[[flows]]`` table's weight)."""
     *parents, last = key.split(".")
+    if not all(part.strip() for part in key.split(".")):
+        raise ScenarioError(f"override {key!r}: not a dotted key (e.g. topology.n)")
     for part in parents:
+        if isinstance(data, list):
+            data = _item(data, part, key)
+            continue
         data = data.setdefault(part, {})
-        if not isinstance(data, dict):
+        if not isinstance(data, dict | list):
             raise ScenarioError(f"override {key}: '{part}' is not a table")
+    if isinstance(data, list):
+        raise ScenarioError(f"override {key}: give a key of list item {last}, e.g. {key}.weight")
     data[last] = value
 
 
@@ -158,6 +198,8 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
     """Validate a scenario given as a dict (the parsed TOML)."""
     top = Section(data, "", origin)
     top.only(TOP_KEYS)
+    data = _with_defaults(top)
+    top = Section(data, "", origin)
     family = _family(top.sub("space"))
     rewards = {name: _reward(Section(spec, f"rewards.{name}", origin), family)
                for name, spec in top.sub("rewards").data.items()}
@@ -167,10 +209,11 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
     for name, moments in sources.items():
         graph.add_node(name, kind="source", moments=moments)
     if "topology" in data:
-        for key in ("models", "curators", "pools", "flows"):
+        for key in ("pools", "flows"):
             if key in data:
                 top.fail(f"give either [topology] or explicit [{key}], not both", key)
         _topology(top.sub("topology"), graph, family, rewards, sources, _seed(top))
+        _generated_overrides(top, graph, family, rewards, sources)
     else:
         _explicit(top, graph, family, rewards, sources)
     mode = top.text("mode", "population", MODES)
@@ -198,12 +241,51 @@ def parse(data: dict, origin: str = "<scenario>", default_name: str = "scenario"
         graph=graph, family=family, rewards=rewards, seed=_seed(top), steps=steps, mode=mode,
         order=top.text("order", "synchronous", ORDERS), reference=reference, source=origin,
         events=specs, builder=builder, metrics=_metrics(top), contrast=_contrast(top.sub("figures"), graph),
+        alone=top.sub("figures").flag("alone", True),
     )
+
+
+def _with_defaults(top: Section) -> dict:
+    """The scenario with ``[defaults] model`` and ``curator`` filled into every model and curator
+    table (explicit, ``users`` of a mixture, and the topology's templates) that does not give the
+    key itself; the defaults are checked on their own first."""
+    sec = top.sub("defaults")
+    sec.only({"model", "curator"})
+    model, curator = sec.sub("model"), sec.sub("curator")
+    model.only(set(MODEL_DEFAULTS))
+    curator.only(set(CURATOR_DEFAULTS))
+    if "sample_size" in model.data:
+        model.number("sample_size", lo=1, hi=SAMPLE_SIZE_MAX, integer=True)
+    if "retention" in model.data:
+        model.text("retention", None, RETENTIONS)
+    if "retraining_rate" in model.data:
+        model.number("retraining_rate", lo=0, hi=1, strict_lo=True)
+    if "eval_reward" in model.data and model.data["eval_reward"] not in top.data.get("rewards", {}):
+        model.fail(f"unknown reward {model.data['eval_reward']!r}", "eval_reward")
+    if curator.data:
+        _make_curator(Section({**curator.data, "reward": "_"}, curator.where, curator.origin), {"_": None})
+    data = copy.deepcopy(top.data)
+    data.pop("defaults", None)
+
+    def fill(table: Any, defaults: dict) -> None:
+        if isinstance(table, dict):
+            for key, value in defaults.items():
+                table.setdefault(key, copy.deepcopy(value))
+
+    for spec in data.get("models", {}).values() if isinstance(data.get("models"), dict) else ():
+        fill(spec, model.data)
+        fill(spec.get("users") if isinstance(spec, dict) else None, curator.data)
+    for spec in data.get("curators", {}).values() if isinstance(data.get("curators"), dict) else ():
+        fill(spec, curator.data)
+    if isinstance(data.get("topology"), dict):
+        fill(data["topology"].setdefault("model", {}), model.data)
+        fill(data["topology"].setdefault("curator", {}), curator.data)
+    return data
 
 
 def _contrast(sec: Section, graph: nx.DiGraph) -> tuple[str, ...]:
     """``[figures] contrast``: two or more models of the graph, each once."""
-    sec.only({"contrast"})
+    sec.only({"contrast", "alone"})
     value = sec.data.get("contrast", [])
     if isinstance(value, list) and len(value) == 1:
         sec.fail(f"must be a list of two or more model names, got {show(value)}", "contrast")
@@ -263,9 +345,14 @@ def _seed(top: Section) -> int:
 
 
 def _family(sec: Section) -> Family:
-    kind = sec.text("family", "categorical", ("categorical", "gaussian", "learned"))
+    kind = sec.text("family", "categorical",
+                    ("categorical", "gaussian", "conditional", "conditional_gaussian", "learned"))
     if kind == "learned":
         return learned_space.family(sec)
+    if kind == "conditional":
+        return conditional_space.family(sec)
+    if kind == "conditional_gaussian":
+        return conditional_space.gaussian_family(sec)
     if kind == "gaussian":
         sec.only({"family", "dim", "covariance", "unbiased"})
         dim = sec.number("dim", 1, lo=1, hi=64, integer=True)
@@ -296,7 +383,7 @@ def _family(sec: Section) -> Family:
 
 
 def _dim(family: Family) -> int:
-    return family.dim if isinstance(family, Gaussian | Learned) else family.coords.shape[1]
+    return family.dim if isinstance(family, Gaussian | Learned | ConditionalGaussian) else family.coords.shape[1]
 
 
 def _reward(sec: Section, family: Family) -> Reward:
@@ -317,8 +404,10 @@ def _reward(sec: Section, family: Family) -> Reward:
         return Ball(sec.array("center", (d,)), sec.number("radius", 0.0, lo=0),
                     sec.number("gamma", 1.0, lo=0), name=name)
     sec.only({"kind", "values"})
+    if isinstance(family, ConditionalCategorical):   # one list of values per input
+        return Tabular(sec.array("values", (family.n_in, family.n_out)).ravel(), name=name)
     if not isinstance(family, Categorical):
-        sec.fail("a tabular reward needs the categorical family", "kind")
+        sec.fail("a tabular reward needs the categorical or conditional family", "kind")
     return Tabular(sec.array("values", (family.n,)), name=name)
 
 
@@ -326,6 +415,10 @@ def _distribution(sec: Section, family: Family) -> np.ndarray:
     """A distribution spec as a moment row."""
     if isinstance(family, Learned):
         return learned_space.source(sec, family)
+    if isinstance(family, ConditionalCategorical):
+        return conditional_space.distribution(sec, family)
+    if isinstance(family, ConditionalGaussian):
+        return conditional_space.gaussian_distribution(sec, family)
     d = _dim(family)
     if isinstance(family, Gaussian):
         sec.only({"mean", "cov", "var", "mixture"})
@@ -430,8 +523,9 @@ def _named(sec: Section, key: str, table: dict[str, Any]) -> Any:
 def _model_attrs(sec: Section, family: Family, rewards: dict[str, Reward],
                  sources: dict[str, np.ndarray], extra: set[str] = frozenset(),
                  moments: np.ndarray | None = None) -> dict[str, Any]:
-    """Node attributes of a model: initial moments, sample size, retention, eval reward."""
-    sec.only({"init", "sample_size", "retention", "eval_reward"} | set(extra))
+    """Node attributes of a model: initial moments, sample size, retention, eval reward and, when
+    given, retraining rate (absent: 1, a full refit every round)."""
+    sec.only({"init", "sample_size", "retention", "retraining_rate", "eval_reward"} | set(extra))
     init = sec.data.get("init")
     if moments is not None:
         moments = moments.copy()
@@ -450,6 +544,8 @@ def _model_attrs(sec: Section, family: Family, rewards: dict[str, Reward],
         "sample_size": sec.number("sample_size", 1000, lo=1, hi=SAMPLE_SIZE_MAX, integer=True),
         "retention": sec.text("retention", "replace", RETENTIONS),
     }
+    if "retraining_rate" in sec.data:
+        attrs["retraining_rate"] = sec.number("retraining_rate", 1.0, lo=0, hi=1, strict_lo=True)
     if "eval_reward" in sec.data:
         attrs["eval_reward"] = _named(sec, "eval_reward", rewards)
     return attrs
@@ -458,32 +554,41 @@ def _model_attrs(sec: Section, family: Family, rewards: dict[str, Reward],
 def _explicit(top: Section, graph: nx.DiGraph, family: Family, rewards: dict[str, Reward],
               sources: dict[str, np.ndarray]) -> None:
     origin = top.origin
+    shared: dict[tuple, Curator] = {}
+
+    def one_object(curator: Curator) -> Curator:
+        """Identical users share one object, so one round curates all their producers at once."""
+        return shared.setdefault((curator.rule, tuple(map(id, curator.rewards)), tuple(curator.weights)), curator)
+
+    users, mixes = {}, {}
     for name, spec in top.sub("models").data.items():
         _unique(top, graph, name, "models")
-        graph.add_node(name, **_model_attrs(Section(spec, f"models.{name}", origin), family, rewards, sources))
+        sec = Section(spec, f"models.{name}", origin)
+        graph.add_node(name, **_model_attrs(sec, family, rewards, sources, extra={"users", "mixture"}))
+        if "users" in sec.data:
+            users[name] = one_object(_make_curator(sec.sub("users"), rewards))
+        if "mixture" in sec.data:
+            mixes[name] = sec.sub("mixture")
     for name, spec in top.sub("pools").data.items():
         _unique(top, graph, name, "pools")
         Section(spec, f"pools.{name}", origin).only(set())
         graph.add_node(name, kind="pool")
-    shared: dict[tuple, Curator] = {}
     for name, spec in top.sub("curators").data.items():
         _unique(top, graph, name, "curators")
         sec = Section(spec, f"curators.{name}", origin)
-        curator = _make_curator(sec, rewards, {"curates"})
-        # identical users share one object, so one round curates all their producers at once
-        key = (curator.rule, tuple(map(id, curator.rewards)), tuple(curator.weights))
-        curator = shared.setdefault(key, curator)
+        curator = one_object(_make_curator(sec, rewards, {"curates"}))
         judged = sec.text("curates")
         if judged not in graph or flows.kind(graph, judged) == "curator":
             sec.fail(f"unknown model, source or pool {judged!r}", "curates")
         graph.add_node(name, kind="curator", curator=curator)
         graph.add_edge(judged, name)
+    mixture.expand(graph, mixes, users, list(sources), is_conditional(family))
     raw = top.data.get("flows", [])
     if not isinstance(raw, list):
         top.fail("must be a list of [[flows]] tables", "flows")
     for i, spec in enumerate(raw):
         sec = Section(spec, f"flows[{i}]", origin)
-        sec.only({"from", "to", "weight", "transform"})
+        sec.only({"from", "to", "weight", "transform", "inputs"})
         u, v = sec.text("from"), sec.text("to")
         for key, node in (("from", u), ("to", v)):
             if node not in graph:
@@ -498,6 +603,8 @@ def _explicit(top: Section, graph: nx.DiGraph, family: Family, rewards: dict[str
             t.only({"matrix", "offset"})
             d = _dim(family)
             attrs["transform"] = (t.array("matrix", (d, d)), t.array("offset", (d,), default=[0.0] * d))
+        if "inputs" in sec.data:
+            attrs["inputs"] = sec.text("inputs")
         graph.add_edge(u, v, **attrs)
 
 
@@ -566,6 +673,66 @@ def _topology(sec: Section, graph: nx.DiGraph, family: Family, rewards: dict[str
         real_share=real, curation_ratio=lam, include_self=sec.flag("include_self", False),
         pool=kind == "shared_pool",
     )
+
+
+def _generated_overrides(top: Section, graph: nx.DiGraph, family: Family, rewards: dict[str, Reward],
+                         sources: dict[str, np.ndarray]) -> None:
+    """``[models.NAME]`` and ``[curators.NAME]`` beside a ``[topology]``: change generated nodes.
+    A model table overrides the ``[topology.model]`` template's keys and may set the model's own
+    ``curation_ratio`` and ``real_share`` (its other inputs absorb the change proportionally); a
+    curator table (``users_<model>``) overrides the ``[topology.curator]`` template's."""
+    template = top.sub("topology")
+    for name, spec in top.sub("models").data.items():
+        sec = Section(spec, f"models.{name}", top.origin)
+        if name not in graph or flows.kind(graph, name) != "model":
+            models = [str(m) for m in flows.nodes_of(graph, "model")][:6]
+            sec.fail(f"not a model of the topology (models: {', '.join(models)})")
+        shares = {k: sec.number(k, lo=0, hi=1) for k in ("curation_ratio", "real_share") if k in sec.data}
+        merged = Section({**template.sub("model").data, **{k: v for k, v in spec.items() if k not in shares}},
+                         sec.where, sec.origin)
+        attrs = _model_attrs(merged, family, rewards, sources)
+        graph.nodes[name].clear()
+        graph.nodes[name].update(attrs)
+        _set_mix(sec, graph, name, shares)
+    named = {id(r): k for k, r in rewards.items()}
+    for name, spec in top.sub("curators").data.items():
+        sec = Section(spec, f"curators.{name}", top.origin)
+        if name not in graph or flows.kind(graph, name) != "curator":
+            curators = [str(c) for c in flows.nodes_of(graph, "curator")][:6]
+            sec.fail(f"not a curator of the topology (curators: {', '.join(curators) or 'none'})")
+        base = {k: v for k, v in template.sub("curator").data.items() if k != "rewards"}
+        if "reward" not in spec and "users" not in spec:     # keep the generated users' reward(s)
+            old = graph.nodes[name]["curator"]
+            base.pop("users", None)
+            base.pop("reward", None)
+            base["users"] = [{"reward": named[id(r)], "weight": float(w)} for r, w in zip(old.rewards, old.weights,
+                                                                                               strict=True)]
+        else:
+            base.pop("reward", None)
+            base.pop("users", None)
+        graph.nodes[name]["curator"] = _make_curator(Section({**base, **spec}, sec.where, sec.origin), rewards)
+
+
+def _set_mix(sec: Section, graph: nx.DiGraph, model: str, shares: dict[str, float]) -> None:
+    """Scale ``model``'s curated (``curation_ratio``) and real (``real_share``) inputs to the given
+    totals; its other inputs absorb the difference in proportion to their weights."""
+    kinds = {"curation_ratio": "curator", "real_share": "source"}
+    groups = {key: [u for u in graph.predecessors(model) if flows.kind(graph, u) == kind]
+              for key, kind in kinds.items()}
+    fixed = {kinds[key] for key in shares}
+    rest = [u for u in graph.predecessors(model) if flows.kind(graph, u) not in fixed]
+    for key, value in shares.items():
+        have = sum(graph.edges[u, model]["weight"] for u in groups[key])
+        if value > 0 and have <= 0:
+            sec.fail(f"model {model!r} has no {kinds[key]} inputs whose share could be {value:g}", key)
+        for u in groups[key]:
+            graph.edges[u, model]["weight"] *= value / have if have > 0 else 0.0
+    left = 1.0 - sum(shares.values())
+    have = sum(graph.edges[u, model]["weight"] for u in rest)
+    if left < -flows.SHARE_TOLERANCE or (left > flows.SHARE_TOLERANCE and have <= 0):
+        sec.fail(f"the shares leave {left:g} of the mix for its other inputs, which have {have:g}")
+    for u in rest:
+        graph.edges[u, model]["weight"] *= max(left, 0.0) / have if have > 0 else 0.0
 
 
 def _generate(sec: Section, kind: str, seed: int) -> nx.DiGraph:

@@ -11,7 +11,6 @@ message names the study file, the key and the bad value.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
@@ -104,15 +103,7 @@ def apply(base: dict, overrides: dict[str, Any], seed: int | None = None) -> dic
     does not take (e.g. ``n`` when switching from ``ring`` to ``communities``). The run seed
     seeds everything, topology generators included, unless ``topology.seed`` is set.
     """
-    data = copy.deepcopy(base)
-    kind = overrides.get("topology.kind")
-    if isinstance(kind, str) and isinstance(data.get("topology"), dict):
-        keep = scenario_mod.TOPOLOGY_PARAMS.get(kind, GENERATOR_PARAMS)
-        for key in list(data["topology"]):
-            if key in GENERATOR_PARAMS and key not in keep and f"topology.{key}" not in overrides:
-                del data["topology"][key]
-    for key, value in overrides.items():
-        scenario_mod.set_dotted(data, key, copy.deepcopy(value))
+    data = scenario_mod.with_overrides(base, overrides)
     if seed is not None:
         data["seed"] = seed
     return data

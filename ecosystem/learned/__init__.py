@@ -17,7 +17,7 @@ from collections.abc import Callable
 from ecosystem.core.learned import Dataset, GenerativeModel
 from ecosystem.core.rewards import Reward
 from ecosystem.errors import show
-from ecosystem.learned import datasets, rewards
+from ecosystem.learned import conditional, datasets, rewards
 from ecosystem.learned.sklearn import BayesianMixtureModel, GaussianMixtureModel, KernelDensityModel
 
 MODELS: dict[str, Callable[..., GenerativeModel]] = {}
@@ -120,6 +120,7 @@ def reward(kind: str, params: dict, space: Dataset, name: str) -> Reward:
 register_model(GaussianMixtureModel.name, GaussianMixtureModel)
 register_model(BayesianMixtureModel.name, BayesianMixtureModel)
 register_model(KernelDensityModel.name, KernelDensityModel)
+register_model(conditional.ClassConditionalModel.name, conditional.factory(model_factory, MODELS))
 register_dataset("digits", datasets.digits)
 register_dataset("photos", datasets.photos)
 register_reward("ink", rewards.ink)

@@ -8,10 +8,13 @@
 Both subtract an optional realism term: ``realism`` times the Euclidean distance between a
 sample's per-channel (mean, standard deviation) over its pixels and the real data's average of
 those, in units of the bounds' width. Scores are dimensionless, ``(m,)`` for ``x`` ``(m, d)``.
+A reward sees a row's picture only, its first ``prod(shape)`` values (a labelled dataset's class
+column after them is ignored: :mod:`ecosystem.learned.conditional`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +35,7 @@ def channel_stats(x: np.ndarray, channels: int) -> np.ndarray:
 class ImageReward(Reward):
     """A preference over pictures minus ``realism`` times the distance of their channel statistics
     (:func:`channel_stats`) from the data's average ``target`` ``(2 * channels,)``; ``low``, ``high``:
-    the value range."""
+    the value range; ``size``: the picture's values at the start of a row (None: the whole row)."""
 
     low: float
     high: float
@@ -40,6 +43,7 @@ class ImageReward(Reward):
     weight: float = 1.0
     realism: float = 0.0
     name: str = "image"
+    size: int | None = None
     channels = 1
 
     def preference(self, x: np.ndarray) -> np.ndarray:
@@ -47,7 +51,7 @@ class ImageReward(Reward):
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.atleast_2d(np.asarray(x, dtype=float))
+        x = np.atleast_2d(np.asarray(x, dtype=float))[:, :self.size]
         score = self.preference(x)
         if self.realism:
             gap = np.linalg.norm(channel_stats(x, self.channels) - self.target, axis=1)
@@ -80,12 +84,14 @@ class Warmth(ImageReward):
 
 def _image_reward(cls: type[ImageReward], space: Dataset, weight: float, realism: float, **extra) -> ImageReward:
     """``cls`` on the pictures of ``space`` (its bounds, else its data's range; its average channel statistics)."""
-    low, high = space.bounds if space.bounds is not None else (float(space.data.min()), float(space.data.max()))
+    size = None if space.shape is None else math.prod(space.shape)
+    pictures = space.data[:, :size]
+    low, high = space.bounds if space.bounds is not None else (float(pictures.min()), float(pictures.max()))
     if not high > low:
         raise ValueError(f"kind: {cls.name!r} needs data whose values span a range, dataset '{space.name}' is constant")
-    target = channel_stats(space.data, cls.channels).mean(axis=0)
+    target = channel_stats(pictures, cls.channels).mean(axis=0)
     return cls(float(low), float(high), target, weight=float(weight), realism=float(at_least("realism", realism, 0)),
-               **extra)
+               size=size, **extra)
 
 
 def ink(space: Dataset, sign: int = 1, weight: float = 1.0, realism: float = 0.0) -> Ink:

@@ -191,7 +191,7 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
         ax.grid(alpha=0.3, axis="y")
         if hue:
             ax.legend(fontsize=7)
-        ax.set_title("backfire frequency (curating j lowers some alignment in the long run)", fontsize=10)
+        ax.set_title("backfire frequency (a first-arrival effect > 0 that the long run reverses)", fontsize=10)
         save_figure(fig, folder / "backfire_by_topology.png")
     else:
         notes.append("backfire_by_topology.png: no stable-point analysis stored (set analysis = true in the study)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from ecosystem.core.rounds import advance
 from ecosystem.formats import figures
 from ecosystem.formats.files import staged, to_json
 from ecosystem.formats.scenario import parse
+from ecosystem.studies.conditional_llm import conditional_llm
+from ecosystem.studies.learned_conflict import learned_conflict
 
 plt = figures.plt
 
@@ -297,8 +300,9 @@ def two_model_conflict(out: Path, quick: bool = False, seed: int = 0) -> dict:
                 row["influence"] = ana.to_dict()["influence"]
                 row["parameters"] = ana.to_dict()["parameters"]
                 row["spectral_radius"] = ana.spectral_radius
-        row["self_backfire"] = row["Jp_more_curation"] < row["Jp_base"]
-        row["cross_backfire"] = row["Jq_more_curation"] < row["Jq_base"]
+                row["backfire"] = ana.to_dict()["backfire"]     # first-arrival > 0, long-run < 0 (THEORY.md 4)
+        row["self_negative_influence"] = row["Jp_more_curation"] < row["Jp_base"]   # more curation lowers J_p*
+        row["cross_negative_influence"] = row["Jq_more_curation"] < row["Jq_base"]
         result[name] = row
         deltas.append((row["Jp_more_curation"] - row["Jp_base"], row["Jq_more_curation"] - row["Jq_base"]))
     _conflict_figure(out, np.array(deltas), trajectories)
@@ -513,6 +517,8 @@ REPRODUCTIONS: dict[str, Callable[..., dict]] = {
     "ferbach": ferbach,
     "collapse": collapse,
     "web-dynamics": web_dynamics,
+    "learned-conflict": partial(learned_conflict, settings=SETTINGS, analogue=conflict_scenario),
+    "conditional-llm": conditional_llm,
 }
 
 

@@ -1,7 +1,8 @@
 # Bootstrap: `make run` sets up and runs the default scenario; `make test` sets up and runs the tests.
 # Each target installs only what it needs into one virtualenv (.venv): the core package for
 # `run`, plus the viz extra for `viz`, plus every test dependency for `test`. `test` first checks
-# the import layers (lint-imports, configured in pyproject.toml), then runs pytest.
+# the import layers (lint-imports, configured in pyproject.toml), then runs pytest, then executes the
+# tutorial notebook (docs/tutorial.ipynb, through nbmake).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -33,6 +34,7 @@ run: $(VENV)/.core
 test: $(VENV)/.test
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
+	$(PY) -m pytest --nbmake docs/tutorial.ipynb
 
 viz: $(VENV)/.viz
 	$(VENV)/bin/ecosystem viz $(SCENARIO)

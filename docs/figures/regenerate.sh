@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerate every figure in docs/figures/ (shown by docs/REPRODUCTIONS.md and README.md):
-# the five reproductions in full (seed 0) and the default scenario's story and graph.
+# the seven reproductions in full (seed 0) and the default scenario's story and graph.
 #   sh docs/figures/regenerate.sh          (a few minutes on 2 cores)
 # PYTHON picks the interpreter (default .venv/bin/python).
 set -eu
@@ -8,10 +8,10 @@ cd "$(dirname "$0")/../.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for name in gaussian-mechanism two-model-conflict ferbach collapse web-dynamics; do
+for name in gaussian-mechanism two-model-conflict ferbach collapse web-dynamics conditional-llm learned-conflict; do
     "$PYTHON" -m ecosystem reproduce "$name" --out "$tmp/$name"
-    for figure in "$tmp/$name"/*.png; do
-        cp "$figure" "docs/figures/${name}_$(basename "$figure")"
+    for figure in "$tmp/$name"/*.png; do    # conditional-llm -> docs/figures/conditional_llm_*.png
+        cp "$figure" "docs/figures/$(echo "$name" | sed 's/^conditional-llm$/conditional_llm/; s/^learned-conflict$/learned_conflict/')_$(basename "$figure")"
     done
 done
 "$PYTHON" -m ecosystem run default --out "$tmp/default" --quiet

@@ -108,12 +108,11 @@ def _print_analysis(r: dict) -> None:
         f"{m} {tidy(a):.4f}" for m, a in zip(r["models"], r["alignment"], strict=True) if a is not None))
     print(f"influence dJ_i*/dp (rows: models; in brackets the first-arrival effect: on model i in the round "
           f"the change first reaches it; curation ratios absorbed: {r['absorb']}):")
-    width = max(len(p) for p in r["parameters"]) if r["parameters"] else 10
     for m, row, raw in zip(r["models"], r["influence"], r["raw"], strict=True):
         cells = "  ".join("      n/a" if v is None else f"{tidy(v):+.4f} ({tidy(w):+.4f})"
                           for v, w in zip(row, raw, strict=True))
         print(f"  {m:<12} {cells}")
-    print("  columns: " + ", ".join(f"{p:<{width}}" for p in r["parameters"]))
+    print("  columns: " + ", ".join(r["parameters"]))
     if r["uncurated"]:
         print("  no column for models without curated inputs (curation ratio 0): " + ", ".join(r["uncurated"]))
     for key, words in (("negative_influence", "negative influence (long-run dJ_i*/dp < 0)"),

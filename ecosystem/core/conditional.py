@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecosystem.core.curation import Curator
-from ecosystem.core.families import Judges
+from ecosystem.core.families import Judges, _sum_plogp
 from ecosystem.core.rewards import Reward
 
 
@@ -35,11 +35,6 @@ def _draw_index(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cdf = np.cumsum(probs, axis=1)
     hit = (cdf < rng.random(len(probs))[:, None] * cdf[:, -1:]).sum(axis=1)
     return np.minimum(hit, probs.shape[1] - 1)
-
-
-def _sum_plogp(p: np.ndarray) -> np.ndarray:
-    """``sum_y p log p`` over the last axis (``0 log 0 = 0``)."""
-    return np.sum(p * np.log(np.maximum(p, np.finfo(float).tiny)), axis=-1)
 
 
 @dataclass(eq=False)
@@ -214,7 +209,8 @@ class ConditionalCategorical:
     def diversity(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """``diversity``: the conditional entropy ``H(Y | X)`` on the row's domain, in nats."""
         domain, cond = self.split(rows)
-        return {"diversity": -np.einsum("vx,vx->v", domain, _sum_plogp(cond))}
+        per_input = _sum_plogp(cond.reshape(-1, self.n_out)).reshape(len(rows), self.n_in)   # sum_y p log p
+        return {"diversity": -np.einsum("vx,vx->v", domain, per_input)}
 
     def drift(self, rows: np.ndarray, reference: np.ndarray, diversity: dict | None = None) -> np.ndarray:
         """``E_{x ~ m} KL(p(.|x) || p_ref(.|x))`` in nats, on each row's own domain."""

@@ -55,6 +55,8 @@ class RoundKernel:
 
     def __init__(self, graph: nx.DiGraph, family: Family) -> None:
         self.family = family
+        self.conditional = is_conditional(family)
+        """Whether samples are (input, response) pairs drawn input first (decided once per graph)."""
         self.models = nodes_of(graph, "model")
         others = [v for v in graph.nodes if kind(graph, v) != "model"]
         self.nodes = self.models + others
@@ -81,7 +83,7 @@ class RoundKernel:
             weight=np.array([r[2] for r in rows], dtype=float),
             transform=np.array(tid, dtype=np.int64),
             inputs=np.array([self.index[input_node(graph, u, v)] for u, v in into_models]
-                            if is_conditional(family) else [], dtype=np.int64),
+                            if self.conditional else [], dtype=np.int64),
         )
         plain = self.edges.transform < 0
         self.mixing = sp.csr_matrix(
@@ -200,7 +202,7 @@ class RoundKernel:
     def training_mixture(self, x: np.ndarray, models: np.ndarray | None = None) -> np.ndarray:
         """Training distributions' moment rows ``(N, k)`` (or only ``models``, sorted indices)."""
         e = self.edges
-        if is_conditional(self.family):               # pairs: each edge's inputs answered by its producer
+        if self.conditional:                          # pairs: each edge's inputs answered by its producer
             ids = np.arange(len(e.dst)) if models is None else np.flatnonzero(np.isin(e.dst, models))
             pairs = self.family.pair_statistics(x[e.src[ids]], x[e.inputs[ids]])
             mix = np.zeros((len(self.models) if models is None else len(models), x.shape[1]))
@@ -361,7 +363,7 @@ class RoundKernel:
         ids, counts = self.allocate(sizes, rng, models)
         slot_edge = np.repeat(ids, counts)
         e = self.edges
-        inputs = self.family.draw_inputs(x, e.inputs[slot_edge], rng) if is_conditional(self.family) else None
+        inputs = self.family.draw_inputs(x, e.inputs[slot_edge], rng) if self.conditional else None
         make = getattr(self.family, "sampler", None)
         self._sampler = (x, make(x)) if make is not None else None
         try:

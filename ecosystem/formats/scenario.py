@@ -714,25 +714,22 @@ def _generated_overrides(top: Section, graph: nx.DiGraph, family: Family, reward
 
 
 def _set_mix(sec: Section, graph: nx.DiGraph, model: str, shares: dict[str, float]) -> None:
-    """Scale ``model``'s curated (``curation_ratio``) and real (``real_share``) inputs to the given
-    totals; its other inputs absorb the difference in proportion to their weights."""
-    kinds = {"curation_ratio": "curator", "real_share": "source"}
-    groups = {key: [u for u in graph.predecessors(model) if flows.kind(graph, u) == kind]
-              for key, kind in kinds.items()}
-    fixed = {kinds[key] for key in shares}
-    rest = [u for u in graph.predecessors(model) if flows.kind(graph, u) not in fixed]
-    for key, value in shares.items():
-        have = sum(graph.edges[u, model]["weight"] for u in groups[key])
-        if value > 0 and have <= 0:
-            sec.fail(f"model {model!r} has no {kinds[key]} inputs whose share could be {value:g}", key)
-        for u in groups[key]:
-            graph.edges[u, model]["weight"] *= value / have if have > 0 else 0.0
-    left = 1.0 - sum(shares.values())
-    have = sum(graph.edges[u, model]["weight"] for u in rest)
-    if left < -flows.SHARE_TOLERANCE or (left > flows.SHARE_TOLERANCE and have <= 0):
-        sec.fail(f"the shares leave {left:g} of the mix for its other inputs, which have {have:g}")
-    for u in rest:
-        graph.edges[u, model]["weight"] *= max(left, 0.0) / have if have > 0 else 0.0
+    """Set ``model``'s real share and curation ratio (:mod:`~ecosystem.core.flows`): its other
+    inputs absorb the difference in proportion to their weights (with both given, the raw inputs)."""
+    real, lam = shares.get("real_share"), shares.get("curation_ratio")
+    if real is not None and lam is not None and real + lam > 1 + flows.SHARE_TOLERANCE:
+        sec.fail(f"the shares leave {1 - real - lam:g} of the mix for its other inputs", "curation_ratio")
+    raw = any(flows.kind(graph, u) in flows.ABSORB["raw"] for u in graph.predecessors(model))
+    if real is not None and lam is not None and not raw and 1 - real - lam > flows.SHARE_TOLERANCE:
+        sec.fail(f"the shares leave {1 - real - lam:g} of the mix for its other inputs, which have none",
+                 "curation_ratio")
+    try:
+        if real is not None:
+            flows.set_share(graph, model, ("source",), real)
+        if lam is not None:
+            flows.set_curation_ratio(graph, model, lam, "raw" if real is not None and raw else "proportional")
+    except flows.FlowError as err:
+        sec.fail(str(err), "curation_ratio" if lam is not None else "real_share")
 
 
 def _generate(sec: Section, kind: str, seed: int) -> nx.DiGraph:

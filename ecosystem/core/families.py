@@ -27,6 +27,7 @@ from scipy.stats import norm, qmc
 
 from ecosystem.core.curation import Curator
 from ecosystem.core.rewards import Reward, Tabular
+from ecosystem.core.streams import Split
 
 
 @dataclass(eq=False)
@@ -164,6 +165,22 @@ def affine_runs(z: np.ndarray, starts: np.ndarray, lengths: np.ndarray, matrices
         z[take] = moved
 
 
+def _run_order(which: np.ndarray, runs: np.ndarray, n_rows: int, rng: np.random.Generator | Split) -> np.ndarray | None:
+    """How draws from rows ``which`` ``(m,)`` (run bounds ``runs``) are transformed: in place (None)
+    when the slots come in runs of one row, at most 4 runs per row read; else in the stable order of
+    their rows (one run per row). A batch's draw (:class:`~ecosystem.core.streams.Split`) decides so
+    per block, with the rows its block's own draw reads: each block's runs are those of its run."""
+    if not isinstance(rng, Split):
+        return None if len(runs) - 1 <= 4 * n_rows else np.argsort(which, kind="stable")
+    block = rng.blocks
+    sort = np.bincount(block[runs[:-1]], minlength=len(rng.rows)) > 4 * rng.rows
+    if not sort.any():
+        return None
+    if sort.all():   # the rows of different blocks differ: sorting all sorts each block
+        return np.argsort(which, kind="stable")
+    return np.lexsort((np.where(sort[block], which, np.arange(which.size)), block))
+
+
 _QMC_NODES: dict[tuple[int, int], np.ndarray] = {}
 """Gaussian quadrature nodes by ``(dim, quadrature_points)`` (:attr:`Gaussian._nodes`)."""
 
@@ -245,14 +262,26 @@ class Categorical:
     def tilts_exactly(self, curator: Curator) -> bool:
         return curator.rule.tilts
 
-    def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One outcome index per entry of ``which`` (row index into ``rows`` ``(V, n)``)."""
+    def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator | Split) -> np.ndarray:
+        """One outcome index per entry of ``which`` (row index into ``rows`` ``(V, n)``); a batch's
+        draw (:class:`~ecosystem.core.streams.Split`) is resolved per block, as its run does."""
+        u = rng.random(which.size)
+        if not isinstance(rng, Split):
+            return self._outcomes(rows, which, u)
+        out = np.empty(which.size, dtype=np.int64)
+        for _, part, _ in rng.parts:
+            out[part] = self._outcomes(rows, which[part], u[part])
+        return out
+
+    def _outcomes(self, rows: np.ndarray, which: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Outcomes of uniforms ``u`` ``(m,)`` under rows ``which``: one search of all used rows'
+        CDFs, each shifted by its rank among them."""
         used, which = np.unique(which, return_inverse=True)
         cdf = np.cumsum(rows[used], axis=1)
         cdf /= cdf[:, -1:]
         cdf[:, -1] = 1.0 + 1e-12
         flat = (cdf + np.arange(len(used))[:, None]).ravel()
-        hit = np.searchsorted(flat, which + rng.random(which.size), side="right")
+        hit = np.searchsorted(flat, which + u, side="right")
         return np.minimum(hit - which * self.n, self.n - 1)
 
     def empirical(self, samples: np.ndarray, owner: np.ndarray, n_owners: int,
@@ -538,14 +567,14 @@ class Gaussian:
 
         return lambda which, rng: self._sample(rows, roots_of, which, rng)
 
-    def _sample(self, rows: np.ndarray, roots_of, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _sample(self, rows: np.ndarray, roots_of, which: np.ndarray, rng: np.random.Generator | Split) -> np.ndarray:
         z = rng.standard_normal((which.size, self.dim))
         if which.size == 0:
             return z
         runs = np.r_[0, np.flatnonzero(which[1:] != which[:-1]) + 1, which.size]
-        in_place = len(runs) - 1 <= 4 * len(rows)   # slots come in runs of one row: transform in place
+        order = _run_order(which, runs, len(rows), rng)
+        in_place = order is None
         if not in_place:
-            order = np.argsort(which, kind="stable")
             which, z = which[order], z[order]
             runs = np.r_[0, np.flatnonzero(np.diff(which)) + 1, which.size]
         used, slot = np.unique(which[runs[:-1]], return_inverse=True)

@@ -43,21 +43,43 @@ ECOSYSTEM_COLUMNS = (
 AGENT_COLUMNS = ("alignment", "diversity", "drift", "change", "curation_ratio")
 
 
+RowIndex = slice | np.ndarray
+"""Rows of a group of models: a slice where they are evenly spaced (``rows[i]`` a view), else an index array."""
+
+
 def alignment(family: Family, rows: np.ndarray, rewards: list[Reward | None]) -> np.ndarray:
     """Alignment of model ``i`` under its own reward ``rewards[i]`` (NaN where None); ``(V,)``."""
+    return _alignment(family, rows, _by_reward(rewards))
+
+
+def _alignment(family: Family, rows: np.ndarray, groups: list[tuple[Reward, RowIndex]]) -> np.ndarray:
+    """Alignment ``(V,)`` of the models of each group under its reward (:func:`_by_reward`; NaN elsewhere)."""
     out = np.full(len(rows), np.nan)
-    for reward, idx in _by_reward(rewards):
+    for reward, idx in groups:
         out[idx] = family.expected_reward(rows[idx], reward)
     return out
 
 
-def _by_reward(rewards: list[Reward | None]) -> list[tuple[Reward, list[int]]]:
-    """The models ``rewards[i]`` holds for each distinct reward (models without one left out)."""
+def _by_reward(rewards: list[Reward | None]) -> list[tuple[Reward, RowIndex]]:
+    """The models ``rewards[i]`` holds for each distinct reward (models without one left out).
+
+    Evenly spaced models (a block, or rewards cycled over the models) are a slice: the family
+    then reads a view of their rows instead of a copy, the same numbers (``tests/test_metrics_batched.py``).
+    """
     groups: dict[int, tuple[Reward, list[int]]] = {}
     for i, r in enumerate(rewards):
         if r is not None:
             groups.setdefault(id(r), (r, []))[1].append(i)
-    return list(groups.values())
+    return [(r, _row_index(members)) for r, members in groups.values()]
+
+
+def _row_index(members: list[int]) -> RowIndex:
+    """Increasing row numbers ``members`` as a slice when evenly spaced, else an index array."""
+    idx = np.array(members, dtype=np.int64)
+    steps = np.diff(idx)
+    if steps.size == 0 or (steps == steps[0]).all():
+        return slice(members[0], members[-1] + 1, int(steps[0]) if steps.size else 1)
+    return idx
 
 
 def domain_alignment(family: Family, rows: np.ndarray, rewards: list[Reward | None]) -> np.ndarray:
@@ -81,17 +103,24 @@ def relative_change(new: np.ndarray, old: np.ndarray) -> np.ndarray:
 class Evaluation:
     """Where each model's alignment comes from, worked out once per compiled graph.
 
-    ``rewards[i]``: model ``i``'s users' reward (None: no users); ``column[i]``: its column
-    in the model x reward table (-1: not a named reward).
+    ``rewards[i]``: model ``i``'s users' reward (None: no users); ``groups``: the models of
+    each reward (:func:`_by_reward`); ``unnamed``: the same for the models whose reward is
+    not one of the named rewards of the model x reward table; ``cells``: rows and columns
+    ``(M,)`` of that table holding the other models' alignments.
     """
 
     rewards: list[Reward | None]
-    column: np.ndarray
+    groups: list[tuple[Reward, RowIndex]]
+    unnamed: list[tuple[Reward, RowIndex]]
+    cells: tuple[np.ndarray, np.ndarray]
 
     @classmethod
     def of(cls, rewards: list[Reward | None], named: dict[str, Reward]) -> Evaluation:
         index = {id(r): k for k, r in enumerate(named.values())}
-        return cls(rewards, np.array([index.get(id(r), -1) for r in rewards], dtype=np.int64))
+        column = np.array([index.get(id(r), -1) for r in rewards], dtype=np.int64)
+        unnamed = [None if k >= 0 else r for r, k in zip(rewards, column.tolist(), strict=True)]
+        read = np.flatnonzero(column >= 0)
+        return cls(rewards, _by_reward(rewards), _by_reward(unnamed), (read, column[read]))
 
 
 def measure(family: Family, rows: np.ndarray, old: np.ndarray, evaluation: Evaluation,
@@ -108,14 +137,11 @@ def measure(family: Family, rows: np.ndarray, old: np.ndarray, evaluation: Evalu
         if "cross_alignment" in want else None
     m = {"alignment": missing, "diversity": missing, "drift": missing, "change": missing, "cross": cross}
     if "alignment" in want and cross is None:
-        m["alignment"] = alignment(family, rows, evaluation.rewards)
+        m["alignment"] = _alignment(family, rows, evaluation.groups)
     elif "alignment" in want:
-        # a model whose users hold a named reward: its alignment is a column of the cross table
-        own = evaluation.column
-        from_cross = own >= 0
-        rest = [None if k >= 0 else r for r, k in zip(evaluation.rewards, own, strict=True)]
-        m["alignment"] = alignment(family, rows, rest) if not from_cross.all() else missing.copy()
-        m["alignment"][from_cross] = cross[from_cross, own[from_cross]]
+        # a model whose users hold a named reward: its alignment is a cell of the cross table
+        m["alignment"] = _alignment(family, rows, evaluation.unnamed)
+        m["alignment"][evaluation.cells[0]] = cross[evaluation.cells]
     if "diversity" in want:
         m.update(family.diversity(rows))
     if "drift" in want:

@@ -21,6 +21,7 @@ Rows ``0..N-1`` of the node arrays are the models, in graph order. The engine
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
@@ -33,9 +34,13 @@ from ecosystem.core.curation import Curator
 from ecosystem.core.families import Family, Judges, affine_runs
 from ecosystem.core.flows import input_node, kind, nodes_of, producer
 from ecosystem.core.learned import Learned
+from ecosystem.core.streams import Split, Streams
 from ecosystem.errors import FlowError
 
 RETENTIONS = ("replace", "accumulate", "subsample")
+
+Rng = np.random.Generator | Streams
+"""A round's random numbers: one generator, or one per block of a batched kernel."""
 
 
 @dataclass
@@ -51,9 +56,18 @@ class _Edges:
 
 
 class RoundKernel:
-    """The data-flow graph compiled for batched rounds; see the module docstring."""
+    """The data-flow graph compiled for batched rounds; see the module docstring.
 
-    def __init__(self, graph: nx.DiGraph, family: Family) -> None:
+    ``blocks`` (a batch of independent runs, :mod:`ecosystem.core.replicates`): the run ("block",
+    ``0..B-1``) of every node of ``graph``, which then holds the runs' graphs side by side, each
+    run's nodes in its own order and the runs in block order. Rows of different blocks never mix,
+    every cumulative sum restarts at a block, and a round's ``rng`` is a
+    :class:`~ecosystem.core.streams.Streams` whose generator ``b`` draws block ``b``'s numbers:
+    each block's rows are those of its run alone (in sample mode;
+    :class:`~ecosystem.core.replicates.ReplicateBatch` checks what else that needs).
+    """
+
+    def __init__(self, graph: nx.DiGraph, family: Family, blocks: Mapping[object, int] | None = None) -> None:
         self.family = family
         self.conditional = is_conditional(family)
         """Whether samples are (input, response) pairs drawn input first (decided once per graph)."""
@@ -63,6 +77,14 @@ class RoundKernel:
         self.index = {v: i for i, v in enumerate(self.nodes)}
         self.kind = np.array([kind(graph, v) for v in self.nodes])
         n_models, n_nodes = len(self.models), len(self.nodes)
+        self.block = None if blocks is None else np.array([blocks[v] for v in self.nodes], dtype=np.int64)
+        """The block of every node ``(V,)`` (None: one run)."""
+        if self.block is not None and (np.any(np.diff(self.block[:n_models]) < 0)
+                                       or np.any(np.diff(self.block[n_models:]) < 0)):
+            raise ValueError("a batched graph holds its runs' nodes in block order")
+        self._block_nodes = None if self.block is None else np.bincount(self.block)
+        self.blocks = 1 if self.block is None else len(self._block_nodes)
+        """The number of runs batched (1: one run)."""
 
         self.fixed = np.zeros((n_nodes, family.width))
         for v in nodes_of(graph, "source"):
@@ -102,6 +124,9 @@ class RoundKernel:
               [self.index[u] for v in nodes_of(graph, "pool") for u in graph.predecessors(v)])),
             shape=(n_nodes, n_nodes),
         )
+        data_block = None if self.block is None else np.repeat(self.block, np.diff(self.pool_mixing.indptr))
+        self._pool_cum = _cumsum(self.pool_mixing.data, data_block)   # pools' cumulative weights, per block
+        self._pool_spans = None if data_block is None else np.searchsorted(data_block, np.arange(self.blocks + 1))
         self.producer = np.full(n_nodes, -1, dtype=np.int64)
         self.curator_of: dict[int, Curator] = {}
         for v in nodes_of(graph, "curator"):
@@ -121,6 +146,7 @@ class RoundKernel:
         self._sampler: tuple | None = None                        # (rows, family.sampler(rows)) while drawing
         self._moves: tuple[np.ndarray, np.ndarray] | None = None  # edge transforms stacked (sample mode)
         self._buffer: np.ndarray | None = None
+        self._sample_buffer: np.ndarray | None = None
         self._ancestors: dict[int, list[list[int]]] = {}
         self._plans: dict[tuple[int, ...], tuple] = {}
         self._graph = graph
@@ -138,6 +164,9 @@ class RoundKernel:
         for m, eta in zip(self.models, self.retraining_rate, strict=True):
             if not 0 < eta <= 1:
                 raise FlowError(f"model '{m}': retraining_rate must be in (0, 1], not {eta!r}")
+        if self.block is not None and (self.conditional or isinstance(family, Learned)
+                                       or (self.retention == "subsample").any()):
+            raise ValueError("a batched kernel draws neither conditional pairs, learned models nor reservoirs")
 
     # ----------------------------------------------------------------- shared helpers
     def judges(self, curator: Curator) -> Judges:
@@ -222,7 +251,7 @@ class RoundKernel:
         return mix
 
     # ----------------------------------------------------------------- sample mode
-    def allocate(self, sizes: np.ndarray, rng: np.random.Generator,
+    def allocate(self, sizes: np.ndarray, rng: Rng,
                  models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Split each model's sample size over its in-edges by systematic sampling.
 
@@ -237,7 +266,7 @@ class RoundKernel:
             if models is None:
                 self._split_plan = plan
         _, ids, dst, hi, lo = plan
-        u = rng.random(len(sizes))[dst]
+        u = self._streams(rng, np.arange(len(sizes)) if models is None else models).random(len(sizes))[dst]
         return ids, (np.floor(hi + u) - np.floor(lo + u)).astype(np.int64)
 
     def _split(self, sizes: np.ndarray, models: np.ndarray | None) -> tuple:
@@ -249,25 +278,26 @@ class RoundKernel:
         want = e.weight[ids] * sizes[dst]
         first = np.r_[True, dst[1:] != dst[:-1]]
         last = np.r_[dst[1:] != dst[:-1], True]
-        cum = np.cumsum(want)
+        cum = _cumsum(want, None if self.block is None else self.block[dst])
         hi = cum - np.repeat(cum[first] - want[first], np.diff(np.r_[np.flatnonzero(first), len(ids)]))
         hi[last] = sizes[dst[last]]
         lo = np.r_[0.0, hi[:-1]]
         lo[first] = 0.0
         return np.array(sizes, copy=True), ids, dst, hi, lo
 
-    def draw(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator,
+    def draw(self, x: np.ndarray, nodes: np.ndarray, rng: Rng,
              inputs: np.ndarray | None = None) -> np.ndarray:
         """One sample from each node in ``nodes`` (may repeat); ``x`` holds base rows. ``inputs``
         ``(len(nodes),)`` (conditional families): the input each sample answers."""
         out = None
         code = self._code[nodes]
         if not code.any():                                   # all drawn directly
-            return self._base(x, nodes, rng, inputs)
+            return self._base(x, nodes, self._streams(rng, nodes), inputs)
         parts = {}
         base = np.flatnonzero(code == 0)
         if base.size:
-            parts["base"] = (base, self._base(x, nodes[base], rng, None if inputs is None else inputs[base]))
+            parts["base"] = (base, self._base(x, nodes[base], self._streams(rng, nodes[base]),
+                                              None if inputs is None else inputs[base]))
         pools = np.flatnonzero(code == 1)
         if pools.size:
             parts["pool"] = (pools, self.draw(x, self._pick_component(nodes[pools], rng), rng))
@@ -283,22 +313,40 @@ class RoundKernel:
             out[slots] = values
         return out
 
-    def _base(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator,
+    def _base(self, x: np.ndarray, nodes: np.ndarray, rng: np.random.Generator | Split,
               inputs: np.ndarray | None) -> np.ndarray:
-        """Samples of models and sources ``nodes``, answering ``inputs`` if given."""
+        """Samples of rows ``nodes`` of ``x`` (models and sources), answering ``inputs`` if given;
+        ``rng``: the draw's generator (:meth:`_streams`)."""
         if inputs is not None:
             return self.family.sample_given(x, nodes, inputs, rng)
         if self._sampler is not None and x is self._sampler[0]:   # this round's rows: roots taken once
             return self._sampler[1](nodes, rng)
         return self.family.sample(x, nodes, rng)
 
-    def _pick_component(self, pools: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        m = self.pool_mixing
+    def _streams(self, rng: Rng, nodes: np.ndarray,
+                 rows: np.ndarray | None = None) -> np.random.Generator | Split:
+        """The generator of a draw with one entry per node of ``nodes``: ``rng`` itself, or in a batch
+        its :meth:`~ecosystem.core.streams.Streams.split` by block; ``rows`` ``(B,)``: how many rows
+        each block's own draw reads (default: the block's nodes)."""
+        if self.block is None:
+            return rng
+        if not isinstance(rng, Streams):
+            raise TypeError("a batched kernel draws from Streams: one generator per block")
+        return rng.split(self.block[nodes], self._block_nodes if rows is None else rows)
+
+    def _pick_component(self, pools: np.ndarray, rng: Rng) -> np.ndarray:
+        m, cum = self.pool_mixing, self._pool_cum
         lo, hi = m.indptr[pools], m.indptr[pools + 1]
-        cum = np.cumsum(m.data)
-        start = np.where(lo > 0, cum[np.maximum(lo - 1, 0)], 0.0)
-        target = start + rng.random(len(pools)) * (cum[hi - 1] - start)
-        k = np.searchsorted(cum, target, side="right")
+        block = None if self.block is None else self.block[pools]
+        start = np.where(lo > (0 if block is None else self._pool_spans[block]), cum[np.maximum(lo - 1, 0)], 0.0)
+        target = start + self._streams(rng, pools).random(len(pools)) * (cum[hi - 1] - start)
+        if block is None:
+            k = np.searchsorted(cum, target, side="right")
+        else:   # each block's sums rise from 0: search them alone
+            k, spans = np.empty(len(pools), dtype=np.int64), self._pool_spans
+            for b in np.unique(block):
+                mine = block == b
+                k[mine] = spans[b] + np.searchsorted(cum[spans[b]:spans[b + 1]], target[mine], side="right")
         return m.indices[np.clip(k, lo, hi - 1)]
 
     def _exact_tilt(self, cur: Curator, producers: np.ndarray) -> bool:
@@ -307,17 +355,19 @@ class RoundKernel:
         return self.family.tilts_exactly(cur) and bool(self._direct[producers].all())
 
     def _curated_draw(self, cur: Curator, x: np.ndarray, producers: np.ndarray,
-                      rng: np.random.Generator, inputs: np.ndarray | None = None) -> np.ndarray:
+                      rng: Rng, inputs: np.ndarray | None = None) -> np.ndarray:
         if self._exact_tilt(cur, producers):
-            users = self._users(cur, len(producers), rng)
+            users = self._users(cur, len(producers), self._streams(rng, producers))
             out = None
             for u in range(len(cur.rewards)):
                 mask = users == u
                 if not mask.any():
                     continue
                 rows, which = np.unique(producers[mask], return_inverse=True)
-                values = self._base(self.family.curate(self.family.judges(cur.one_user(u)), x[rows]),
-                                    which, rng, None if inputs is None else inputs[mask])
+                tilted = self.family.curate(self.family.judges(cur.one_user(u)), x[rows])
+                per_block = None if self.block is None else np.bincount(self.block[rows], minlength=self.blocks)
+                values = self._base(tilted, which, self._streams(rng, rows[which], per_block),   # draws read the
+                                    None if inputs is None else inputs[mask])                    # tilted rows
                 if out is None:
                     out = np.empty((len(producers), *values.shape[1:]), dtype=values.dtype)
                 out[mask] = values
@@ -329,7 +379,7 @@ class RoundKernel:
                                    for i in range(0, len(producers), per)])
         return self._pick(cur, x, producers, rng, inputs)
 
-    def _pick(self, cur: Curator, x: np.ndarray, producers: np.ndarray, rng: np.random.Generator,
+    def _pick(self, cur: Curator, x: np.ndarray, producers: np.ndarray, rng: Rng,
               inputs: np.ndarray | None = None) -> np.ndarray:
         """One curated sample per entry of ``producers``: ``candidates`` draws each (answers to
         the same input, for conditional families), one kept by the rule's sampling choice;
@@ -340,24 +390,32 @@ class RoundKernel:
         if len(cur.rewards) == 1:
             scores = self.family.scores(judges, 0, cand)
         else:
-            per_slot_user = np.repeat(self._users(cur, len(producers), rng), k)
+            per_slot_user = np.repeat(self._users(cur, len(producers), self._streams(rng, producers)), k)
             scores = np.empty(len(cand))
             for u in range(len(cur.rewards)):
                 mask = per_slot_user == u
                 if mask.any():
                     scores[mask] = self.family.scores(judges, u, cand[mask])
-        pick = cur.rule.choose(scores.reshape(len(producers), k), rng)
+        pick = cur.rule.choose(scores.reshape(len(producers), k), self._streams(rng, producers))
         return cand.reshape((len(producers), k, *cand.shape[1:]))[np.arange(len(producers)), pick]
 
     @staticmethod
-    def _users(cur: Curator, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _users(cur: Curator, n: int, rng: np.random.Generator | Split) -> np.ndarray:
         """The user type judging each of ``n`` slots, drawn from the population's weights
         (no draw when the population has one type)."""
         if len(cur.weights) == 1:
             return np.zeros(n, dtype=np.int64)
         return rng.choice(len(cur.weights), size=n, p=cur.weights)
 
-    def training_samples(self, x: np.ndarray, sizes: np.ndarray, rng: np.random.Generator,
+    def base_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Base rows ``(V, k)`` of sample mode: the sources' and the models' ``rows`` ``(N, k)``, in the
+        kernel's buffer (overwritten by the next call; sample mode never reads derived nodes' rows)."""
+        if self._sample_buffer is None:
+            self._sample_buffer = self.fixed.copy()
+        self._sample_buffer[: len(self.models)] = rows
+        return self._sample_buffer
+
+    def training_samples(self, x: np.ndarray, sizes: np.ndarray, rng: Rng,
                          models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw every model's training set: ``(samples, owner model index)``."""
         ids, counts = self.allocate(sizes, rng, models)
@@ -379,6 +437,15 @@ class RoundKernel:
             on = moved >= 0
             affine_runs(samples, (np.cumsum(counts) - counts)[live][on], counts[live][on], *self._moves, moved[on])
         return samples, e.dst[slot_edge]
+
+
+def _cumsum(values: np.ndarray, blocks: np.ndarray | None) -> np.ndarray:
+    """Cumulative sums of ``values`` ``(m,)``, restarted where ``blocks`` ``(m,)`` (non-decreasing)
+    changes: each block's sums are those of its values alone."""
+    if blocks is None or not len(values) or blocks[0] == blocks[-1]:
+        return np.cumsum(values)
+    cuts = np.flatnonzero(np.diff(blocks)) + 1
+    return np.concatenate([np.cumsum(part) for part in np.split(values, cuts)])
 
 
 # --------------------------------------------------------------------------- the round
@@ -441,7 +508,7 @@ class RoundState:
 
 
 def advance(kernel: RoundKernel, state: RoundState, *, mode: str, order: str,
-            rng: np.random.Generator | None = None) -> RoundState:
+            rng: Rng | None = None) -> RoundState:
     """One retraining round of every model of ``kernel``'s graph: the next state.
 
     ``mode``: ``population`` (exact; ``rng`` unused) or ``sample`` (finite samples drawn
@@ -483,13 +550,12 @@ def _population_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray,
     return _partial(kernel, models, old, kernel.family.fit(mix, initial, previous=old), initial)
 
 
-def _sample_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _sample_rows(kernel: RoundKernel, state: RoundState, models: np.ndarray, rng: Rng) -> np.ndarray:
     """Refit rows of ``models`` on finite training sets: this round's samples (``replace``),
     all rounds' (``accumulate``) or a uniform reservoir of them (``subsample``), moved by each
     model's retraining rate."""
     n, family = len(state.rows), kernel.family
-    x = kernel.fixed.copy()
-    x[:n] = state.rows
+    x = kernel.base_rows(state.rows)
     samples, owner = kernel.training_samples(x, kernel.sample_size, rng, None if len(models) == n else models)
     if isinstance(family, Learned):
         return _learned_rows(kernel, state, models, samples, owner, rng)

@@ -33,7 +33,7 @@ def test_quick_reproduction_through_the_cli_writes_a_finite_summary_and_figures(
     done = subprocess.run([sys.executable, "-m", "ecosystem", "reproduce", "conditional-llm", "--quick",
                            "--seed", "3", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in out.iterdir()} == {"summary.json", "rounds.png", "changes.png"}
+    assert {p.name for p in out.iterdir()} == {"summary.json", "figures.npz", "rounds.png", "changes.png"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reproduction"] == "conditional-llm" and summary["quick"] and summary["seed"] == 3
     configs = summary["configurations"]

@@ -64,10 +64,15 @@ def test_run_writes_valid_pdf_figures(cli, scenario, workdir):
 def test_reproduce_writes_valid_svg_figures(cli, workdir):
     out = workdir / "gm"
     assert cli("reproduce", "gaussian-mechanism", "--quick", "--format", "svg", "--out", out).status == 0
-    written = sorted(p.name for p in out.iterdir() if p.suffix != ".json")
+    written = sorted(p.name for p in out.iterdir() if p.suffix not in (".json", ".npz"))
     assert written == ["alignment_proxies.svg", "alignment_vs_lambda.svg", "derivatives.svg"]
     root = check_svg(out / "derivatives.svg")
     assert root.findall(f".//{SVG}g[@id='axes_2']"), "derivatives.svg has two panels"
+    drawn = {name: (out / name).read_bytes() for name in written}
+    for name in written:
+        (out / name).unlink()
+    assert cli("plot", out, "--format", "svg", "--quiet").status == 0            # from figures.npz, no rerun
+    assert {name: (out / name).read_bytes() for name in written} == drawn
 
 
 @pytest.mark.parametrize("args, words", [

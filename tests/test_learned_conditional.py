@@ -205,5 +205,6 @@ def test_learned_conflict_quick_end_to_end(tmp_path):
                 for key in (f"{j}_{tag}", f"{j}_{tag}_ci", f"discrete_{j}_{tag}"):
                     assert isinstance(row[key], float) and np.isfinite(row[key]), key
                 assert row[f"{j}_{tag}_ci"] > 0
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["changes.png", "summary.json", "trajectories.png"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "changes.png", "figures.npz", "summary.json", "trajectories.png"]
     assert _reproduce(tmp_path / "b") == first                      # same seed, same numbers

@@ -1,4 +1,5 @@
-"""The Fig. 3 reproduction drives rounds without metrics: the same numbers as ``model.step()``."""
+"""The Fig. 3 reproduction drives rounds without metrics, its grid points as one replicate batch:
+the same numbers as each grid point's ``model.step()``."""
 
 import numpy as np
 
@@ -6,16 +7,34 @@ from ecosystem.formats.scenario import parse
 from ecosystem.studies import reproduce
 
 
-def test_simulated_j_is_bitwise_the_stepped_model():
-    ref = reproduce.mechanism_data()
-    t, lam, n, reps, rounds, burn = 0.6, 0.35, 5, 3, 12, 7
-    model = parse(reproduce.mechanism_scenario(ref, t, lam, n, reps, seed=4)).build()
+def _stepped_j(ref: dict, t: float, lam: float, n: int, reps: int, rounds: int, burn: int, seed: int) -> np.ndarray:
+    model = parse(reproduce.mechanism_scenario(ref, t, lam, n, reps, seed=seed)).build()
     total = np.zeros(2)
     for step in range(rounds):
         model.step()
         if step >= burn:
             total += reproduce._paper_j(model, model.state).reshape(reps, 2).mean(axis=0)
-    got, each = reproduce._simulated_j(ref, t, lam, n, reps, rounds, burn, seed=4)
-    assert np.array_equal(got, total / (rounds - burn))
-    np.testing.assert_allclose(each.mean(axis=0), got, rtol=1e-12)    # each replicate's own mean
-    assert not np.array_equal(got, reproduce._simulated_j(ref, t, lam, n, reps, rounds, burn, seed=5)[0])
+    return total / (rounds - burn)
+
+
+def test_simulated_j_is_bitwise_the_stepped_model():
+    ref = reproduce.mechanism_data()
+    points, reps, rounds, burn = [(0.6, 0.35, 5), (0.2, 0.0, 9), (0.9, 0.6, 3)], 3, 12, 7
+    runs = reproduce._simulated_j(ref, points, reps, rounds, burn, seed=4)
+    for (t, lam, n), (got, each) in zip(points, runs, strict=True):
+        assert np.array_equal(got, _stepped_j(ref, t, lam, n, reps, rounds, burn, seed=4))
+        np.testing.assert_allclose(each.mean(axis=0), got, rtol=1e-12)    # each replicate's own mean
+    other = reproduce._simulated_j(ref, points[:1], reps, rounds, burn, seed=5)[0][0]
+    assert not np.array_equal(runs[0][0], other)
+
+
+def test_sampled_derivative_pairs_the_runs_of_each_coupling():
+    ref = reproduce.mechanism_data()
+    ts, lam, delta, reps, rounds, burn = np.array([0.3, 0.8]), 0.35, 0.1, 3, 6, 3
+    got = reproduce._sampled_derivative(ref, ts, lam, delta, (4, 7), reps, rounds, burn, seed=2)
+    for n in (4, 7):
+        assert got[n].shape == (2, len(ts), 2)
+        for k, t in enumerate(ts):
+            up = _stepped_j(ref, t, lam + delta, n, reps, rounds, burn, seed=2)
+            down = _stepped_j(ref, t, lam - delta, n, reps, rounds, burn, seed=2)
+            assert np.array_equal(got[n][0, k], (up - down) / (2 * delta))

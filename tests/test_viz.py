@@ -130,6 +130,16 @@ def test_page_renders_and_step_advances_the_model_and_redraws():
     rc.close()
 
 
+def test_status_shows_no_signed_zero_and_pictures_say_what_they_show():
+    m = VizModel(scenario_name=DEFAULT)                     # round 0: every alignment is 0 up to round-off
+    _box, rc = solara.render(app.StatusView(m), handle_error=False)
+    assert "min alignment 0.0000" in " ".join(_html(rc)) and "-0.0000" not in " ".join(_html(rc))
+    rc.close()
+    _box, rc = solara.render(app.NetworkView(m), handle_error=False)
+    assert rc.find(v.Img).widget.alt == "data-flow graph, models coloured by alignment"
+    rc.close()
+
+
 def test_status_of_an_invalid_model_is_a_readable_error():
     _box, rc = solara.render(app.StatusView(VizModel(seed="x1")), handle_error=False)
     alerts = rc.find(v.Alert).widgets

@@ -84,8 +84,8 @@ class Visitor:
     """One browser context (a visitor with its own cookies) on the page, recording page errors
     and failed requests."""
 
-    def __init__(self, browser, url: str, width: int = 1400) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": 1000})
+    def __init__(self, browser, url: str, width: int = 1400, height: int = 1000) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height})
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.failed: list[str] = []
@@ -231,6 +231,49 @@ def test_knobs_title_tabs_and_width(server, browser):
     page.get_by_text("Long-run analysis (population mode)").first.wait_for(timeout=WAIT_MS)
     page.locator(".ecosystem-picture").first.wait_for(timeout=WAIT_MS)
     visitor.shot("viz_browser_analysis.png")
+    visitor.close()
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in text.split()]
+
+
+def test_conditional_answer_tables_and_the_policy_comparison(server, browser):
+    """conditional/two_tasks: the answer tables follow a Step; the analysis tab compares the optimal
+    and siloed curation policies on request (the two levers, values within their bounds). The window
+    is tall enough for the whole page (the page scrolls inside, which a screenshot does not follow)."""
+    visitor = Visitor(browser, server, height=1500)
+    page = visitor.page
+    visitor.choose("Scenario or story", "conditional/two_tasks")
+    visitor.button("Reset").click()
+    page.get_by_text("ecosystem: two_tasks · explicit graph · 2 models").first.wait_for(timeout=WAIT_MS)
+    visitor.wait_round(0)
+    tables = "answer tables of the conditional models, start and round {}"
+    first = page.get_by_role("img", name=tables.format(0), exact=True)
+    first.wait_for(timeout=WAIT_MS)
+    before = first.screenshot(timeout=WAIT_MS)
+    visitor.shot("viz_browser_conditional_round0.png")
+    visitor.step(1)
+    after = page.get_by_role("img", name=tables.format(1), exact=True)
+    after.wait_for(timeout=WAIT_MS)
+    assert "Round 1" in visitor.status() and after.screenshot(timeout=WAIT_MS) != before
+    visitor.shot("viz_browser_conditional_round1.png")
+
+    page.get_by_role("tab").nth(1).click()
+    page.get_by_role("img", name="influence matrix heatmap").wait_for(timeout=WAIT_MS)
+    visitor.button("Compare optimal and siloed curation").click()
+    table = page.locator("table.backfire", has_text="siloed")
+    table.wait_for(timeout=WAIT_MS)
+    assert [h.strip() for h in table.locator("th").all_inner_texts()] == ["lever", "now", "optimal", "siloed"]
+    rows = {label: _numbers(rest) for label, rest in
+            (row.split(maxsplit=1) for row in table.locator("tr").all_inner_texts()[1:])}
+    assert set(rows) == {"curation_ratio[summariser]", "curation_ratio[paraphraser]"}
+    assert all(len(v) == 3 and all(0 <= x <= 0.9 + 1e-9 for x in v) for v in rows.values())
+    assert sum(v[0] for v in rows.values()) == pytest.approx(1.0)          # now: 0.5 + 0.5, the budget
+    summary = page.locator("p", has_text="price of siloing").first.inner_text(timeout=WAIT_MS)
+    optimal, siloed = (float(summary.split(f"{w} ")[1].split(",")[0].split(";")[0]) for w in ("optimal", "siloed"))
+    assert optimal >= siloed - 1e-9 and "budget 1" in summary
+    visitor.shot("viz_browser_policy.png")
     visitor.close()
 
 

@@ -44,6 +44,12 @@ HINT = "Change knobs, then press <b>Reset</b> to rebuild the ecosystem; <b>Step<
 PLAY_INTERVAL_MS = 50
 WIDE = "width: 100%; height: auto"
 """Style of the pictures: as wide as their column, so they scale with the window."""
+TABLE_CSS = (".backfire th, .backfire td { padding: 2px 5px; }"
+             " .backfire th + th, .backfire td + td { text-align: right; font-variant-numeric: tabular-nums; }")
+"""The page's tables (analysis lists, policies): spaced columns, numbers right-aligned."""
+STATIC_DPI = 2 * DPI
+"""Resolution of the analysis heatmap: drawn once and shown as wide as its column, so sharper than
+the animated pictures (at :data:`~viz.pictures.DPI` a small matrix would be blown up and blurred)."""
 EFFECT_LISTS = (
     ("negative_influence", "Negative influence", "the long-run effect dJ_i*/dλ_j is below 0"),
     ("backfire", "Backfire", "the first-arrival effect is positive (aligned with the reward) yet the long-run "
@@ -126,7 +132,7 @@ def _analysis(model: VizModel) -> dict:
     result = analysis.analyze(model, analysis.curation_parameters(model, model.absorb))
     out = result.to_dict()
     if out["parameters"]:
-        fig = Figure(figsize=figures.influence_size(len(out["models"]), len(out["parameters"])), dpi=DPI)
+        fig = Figure(figsize=figures.influence_size(len(out["models"]), len(out["parameters"])), dpi=STATIC_DPI)
         figures.draw_influence(fig.add_subplot(), result.influence.influence, out["models"], out["parameters"])
         out["figure"] = png_of(fig)
     return out
@@ -150,8 +156,6 @@ def _policy(model: VizModel) -> dict:
     return out
 
 
-
-
 # --------------------------------------------------------------------------- components
 
 
@@ -172,31 +176,32 @@ def _stale(picture: NetworkPicture | SeriesPicture, model: VizModel) -> bool:
     return picture.names != model.per_model("alignment", len(model.history["pairwise_divergence"]))[0]
 
 
-def _picture_view(model: VizModel, kind: type, on_error: solara.Element) -> solara.Element:
-    """The model's picture of class ``kind`` at the current round, or ``on_error``."""
+def _picture_view(model: VizModel, kind: type, alt: str, on_error: solara.Element) -> solara.Element:
+    """The model's picture of class ``kind`` at the current round (described by ``alt``), or ``on_error``."""
     update_counter.get()
     png = solara.use_memo(lambda: None if model.error else _picture(model, kind).png(model),
                           [id(model), model.steps])
-    return on_error if model.error else _image(png)
+    return on_error if model.error else _image(png, alt)
 
 
-def _image(png: bytes) -> solara.Element:
-    """A PNG as wide as its column."""
+def _image(png: bytes, alt: str) -> solara.Element:
+    """A PNG as wide as its column; ``alt`` says what it shows (its accessible name)."""
     return solara.v.Img(src=f"data:image/png;base64,{b64encode(png).decode()}", contain=True, style_=WIDE,
-                        class_="ecosystem-picture")
+                        class_="ecosystem-picture", alt=alt)
 
 
 @solara.component
 def NetworkView(model: VizModel) -> solara.Element:
     """The data-flow graph, models coloured by their current alignment (nothing when not built:
     :func:`StatusView` says why)."""
-    return _picture_view(model, NetworkPicture, solara.Text(""))
+    return _picture_view(model, NetworkPicture, "data-flow graph, models coloured by alignment", solara.Text(""))
 
 
 @solara.component
 def SeriesView(model: VizModel) -> solara.Element:
     """Alignment per model with the ecosystem mean and minimum; diversity; homogenisation."""
-    return _picture_view(model, SeriesPicture, solara.Text(""))
+    return _picture_view(model, SeriesPicture, "alignment, diversity and homogenisation over rounds",
+                         solara.Text(""))
 
 
 @solara.component
@@ -210,9 +215,9 @@ def StatusView(model: VizModel) -> solara.Element:
         else:
             eco = model.ecosystem
             _html(f"<h3 class='ecosystem-round'>Round {model.steps}</h3><p>{escape(model.describe())}</p>"
-                  f"<p>mean alignment {eco['mean_alignment']:.4f} · min alignment {eco['min_alignment']:.4f}<br>"
-                  f"mean diversity {eco['mean_diversity']:.4f} · pairwise divergence "
-                  f"{eco['pairwise_divergence']:.4g}</p><p>{HINT}</p>")
+                  f"<p>mean alignment {_fixed(eco['mean_alignment'])} · min alignment "
+                  f"{_fixed(eco['min_alignment'])}<br>mean diversity {_fixed(eco['mean_diversity'])} · "
+                  f"pairwise divergence {eco['pairwise_divergence']:.4g}</p><p>{HINT}</p>")
     return main
 
 
@@ -225,12 +230,19 @@ def SamplesView(model: VizModel) -> solara.Element:
     family = None if model.error else model.family
     if isinstance(family, ConditionalCategorical):
         return _image(png_of(response_tables.figure(family, model.initial, model.state, list(model.kernel.models),
-                                                    now=f"round {model.steps}")))
+                                                    now=f"round {model.steps}")),
+                      f"answer tables of the conditional models, start and round {model.steps}")
     if not isinstance(family, Learned) or not family.shape:
         return solara.Text("")
     start, now = sample_grid.draws(family, model.state)
     names = list(model.kernel.models)
-    return _image(png_of(sample_grid.figure(family, start, now, names, now=f"round {model.steps}")))
+    return _image(png_of(sample_grid.figure(family, start, now, names, now=f"round {model.steps}")),
+                  f"samples of the learned models, start and round {model.steps}")
+
+
+def _fixed(value: float) -> str:
+    """``value`` with 4 decimals and no signed zero (``-4e-17`` shows as ``0.0000``, not ``-0.0000``)."""
+    return f"{round(value, 4) + 0.0:.4f}"
 
 
 def _html(html: str) -> solara.Element:
@@ -252,7 +264,7 @@ def AnalysisView(model: VizModel) -> solara.Element:
         _html(f"<h3>Long-run analysis (population mode)</h3><p>Stable point {status} in {r['iterations']} "
               f"iterations; spectral radius {r['spectral_radius']:.4f}: {stable}.</p>")
         if "figure" in r:
-            _image(r["figure"])
+            _image(r["figure"], "influence matrix heatmap")
         for key, title, words in EFFECT_LISTS:
             if r[key]:
                 rows = "".join(f"<tr><td>{escape(b['parameter'])}</td><td>{escape(b['affected'])}</td>"
@@ -264,7 +276,6 @@ def AnalysisView(model: VizModel) -> solara.Element:
             else:
                 _html(f"<p><b>{title}</b>: none ({words}).</p>")
     return main
-
 
 
 @solara.component
@@ -327,6 +338,7 @@ def EcosystemPage(scenario: str | None = None, **knobs: str) -> solara.Element:
     threads = solara.use_reactive(False)
     built = model.value
     solara.Title(f"ecosystem · {built.heading()}")
+    solara.Style(TABLE_CSS)
     with solara.AppBar():
         solara.AppBarTitle(f"ecosystem: {built.heading()}")
     with solara.Sidebar(), solara.Column():

@@ -20,6 +20,7 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from ecosystem.formats import figures
@@ -116,6 +117,7 @@ class _Panel:
         self.xmax, self.ylim = 0.0, None
         ax.grid(alpha=0.3)
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator("auto", integer=True, steps=[1, 2, 5, 10]))    # whole rounds
 
     @property
     def dynamic(self) -> list[Artist]:
@@ -199,8 +201,9 @@ class SeriesPicture:
         self.alignment.ax.axhline(0, color="0.6", lw=0.8)
         self.alignment.ax.set_title("alignment with own users", fontsize=10)
         self.alignment.ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        self.diversity.ax.set_title("diversity: " + figures.diversity_label(model.family.kind), fontsize=10)
-        self.homogenisation.ax.set_title("homogenisation: pairwise divergence", fontsize=10)
+        # the bottom panels are half as wide: their titles on two lines, so that they never overlap
+        self.diversity.ax.set_title("diversity:\n" + figures.diversity_label(model.family.kind), fontsize=10)
+        self.homogenisation.ax.set_title("homogenisation:\npairwise divergence", fontsize=10)
         self.panels = (self.alignment, self.diversity, self.homogenisation)
         self.update_data(model)
         self.blit = Blitted(fig, [a for p in self.panels for a in p.dynamic])

@@ -1,11 +1,13 @@
 """``ecosystem plot DIR``: redraw the figures of a results folder from its saved data, without rerunning.
 
 ``DIR`` is what ``ecosystem run`` (CSVs and ``summary.json``), ``ecosystem analyze --out``
-(``analysis.json``), ``ecosystem optimize --out`` (``policy.json``) or ``ecosystem report``
-(``runs.csv``, ``rounds.csv``, ``summary.csv``) wrote. The figures are replaced in place, in
+(``analysis.json``), ``ecosystem optimize --out`` (``policy.json``), ``ecosystem report``
+(``runs.csv``, ``rounds.csv``, ``summary.csv``) or ``ecosystem reproduce`` (``summary.json``
+naming the reproduction, ``figures.npz``) wrote. The figures are replaced in place, in
 ``--format`` at ``--dpi``. A run's graph is the scenario file's (``summary.json`` names it),
 coloured by the final alignments in ``agents.csv``; learned models' sample grid comes from
-``samples.npz``.
+``samples.npz``. A reproduction's figures are drawn by the same functions as in
+``ecosystem reproduce``, from the arrays it saved, and moved in only when all are drawn.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import json
 from pathlib import Path
 
 from ecosystem.cli.options import add_figure_options
-from ecosystem.errors import UsageError
+from ecosystem.errors import UsageError, show
 
 
 def register(sub) -> None:
     """Add the ``plot`` subcommand to the ``ecosystem`` subparsers ``sub``."""
     p = sub.add_parser("plot", help="redraw a results folder's figures from its saved data (no rerun)")
-    p.add_argument("folder", type=Path, help="folder written by run, analyze --out, optimize --out or report")
+    p.add_argument("folder", type=Path,
+                   help="folder written by run, analyze --out, optimize --out, report or reproduce")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     add_figure_options(p)
     p.set_defaults(handler=_plot)
@@ -32,7 +35,7 @@ def _plot(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise UsageError(f"{str(folder)!r} is not a folder")
     for marker, draw in (("agents.csv", _run), ("analysis.json", _analysis), ("policy.json", _policy),
-                         ("runs.csv", _report)):
+                         ("runs.csv", _report), ("summary.json", _reproduction), ("figures.npz", _reproduction)):
         if (folder / marker).is_file():
             before = {f.name for f in folder.iterdir()}
             draw(folder)
@@ -41,11 +44,13 @@ def _plot(args: argparse.Namespace) -> int:
                 added = len(set(new) - before)
                 print(f"redrew {len(new)} figures in {folder}/ ({added} new): {', '.join(new)}")
             return 0
-    raise UsageError(f"{str(folder)!r} holds no saved results to plot (agents.csv, analysis.json, policy.json "
-                     "or runs.csv); a reproduction's figures come from `ecosystem reproduce` again")
+    raise UsageError(f"{str(folder)!r} holds no saved results to plot (agents.csv, analysis.json, policy.json, "
+                     "runs.csv, or a reproduction's summary.json and figures.npz)")
 
 
 def _json(path: Path) -> dict:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
@@ -112,6 +117,27 @@ def _policy(folder: Path) -> None:
     from ecosystem.formats import figures
 
     figures.policy_figure(_json(folder / "policy.json"), folder / "policy.png")
+
+
+def _reproduction(folder: Path) -> None:
+    """Redraw a reproduction's figures from ``figures.npz``, the reproduction named by ``summary.json``;
+    nothing is written unless every figure is drawn."""
+    from ecosystem.formats import figures
+    from ecosystem.formats.files import staged
+    from ecosystem.studies.reproduce import FIGURES
+
+    path = folder / "summary.json"
+    summary = _json(path)
+    name = summary.get("reproduction") if isinstance(summary, dict) else None
+    if not isinstance(name, str) or name not in FIGURES:
+        raise UsageError(f"{path}: names no known reproduction (its 'reproduction' is {show(name)}; "
+                         f"known: {', '.join(FIGURES)})")
+    data = figures.load_data(folder)
+    with staged(folder) as stage:
+        try:
+            FIGURES[name](stage, data)
+        except (ValueError, IndexError) as err:
+            raise UsageError(f"{data.path}: its arrays do not fit the figures of {name}: {err}") from None
 
 
 def _report(folder: Path) -> None:

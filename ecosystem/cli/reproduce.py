@@ -1,4 +1,5 @@
-"""``ecosystem reproduce``: reproduce a known result (:mod:`ecosystem.studies.reproduce`): figures and summary.json."""
+"""``ecosystem reproduce``: reproduce a known result (:mod:`ecosystem.studies.reproduce`): figures, their
+data (``figures.npz``) and summary.json."""
 
 from __future__ import annotations
 
@@ -37,5 +38,5 @@ def _reproduce(args: argparse.Namespace) -> int:
     summary = reproduce(args.name, out, quick=args.quick, seed=args.seed)
     keys = [k for k in summary if k not in ("reproduction", "quick", "seed")]
     print(f"{args.name}: done in {time.perf_counter() - start:.1f} s; summary keys: {', '.join(keys[:8])}")
-    print(f"wrote summary.json and figures to {out}/")
+    print(f"wrote summary.json, figures.npz (the figures' data, for `ecosystem plot`) and figures to {out}/")
     return 0

@@ -5,13 +5,18 @@ safe palette), applied when this module is imported. :func:`save` is the one way
 reaches a file: its format and resolution come from :func:`output` (the commands' ``--format``
 and ``--dpi``), PNG at :data:`DPI` otherwise. PDF and SVG carry no date, so a figure
 regenerated from the same data is the same file.
+
+A reproduction's figures are drawn from arrays it saves beside them (:data:`DATA_FILE`, written
+by :func:`save_data`, read back by :func:`load_data`): numbers and strings in numpy's ``.npz``
+format, no pickles, so ``ecosystem plot`` redraws them without rerunning anything.
 """
 
 from __future__ import annotations
 
 import contextvars
 import string
-from collections.abc import Iterator, Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ecosystem.core.flows import kind
+from ecosystem.errors import UsageError
 
 STYLE = Path(__file__).with_name("ecosystem.mplstyle")
 plt.style.use(STYLE)
@@ -70,6 +76,57 @@ def save(fig, path: Path) -> Path:
     fig.savefig(path, format=out.format, dpi=out.dpi, metadata=_METADATA[out.format])
     plt.close(fig)
     return path
+
+
+DATA_FILE = "figures.npz"
+"""The file of a reproduction's figure data (:func:`save_data`, :func:`load_data`)."""
+
+
+def save_data(folder: Path, data: Mapping[str, object]) -> Path:
+    """Write ``data`` (name: array-like of numbers, booleans or strings) to ``folder/``:data:`DATA_FILE`;
+    returns the path. Anything else (objects, which only a pickle could hold) is refused."""
+    arrays = {name: np.asarray(value) for name, value in data.items()}
+    odd = [name for name, a in arrays.items() if a.dtype.kind not in "biufU"]
+    if odd:
+        raise TypeError(f"figure data {odd} are not arrays of numbers or strings")
+    path = Path(folder) / DATA_FILE
+    np.savez(path, **arrays)
+    return path
+
+
+class FigureData(Mapping[str, np.ndarray]):
+    """The arrays of a :data:`DATA_FILE` by name; a name it lacks is a :class:`UsageError` naming the file."""
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        self.path, self._arrays = Path(path), arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise UsageError(f"{self.path}: holds no array {name!r}; the file is not the one its "
+                             "reproduction wrote") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+def load_data(folder: Path) -> FigureData:
+    """The arrays :func:`save_data` wrote into ``folder`` (read with ``allow_pickle=False``); a
+    missing or unreadable file is a :class:`UsageError` naming it."""
+    path = Path(folder) / DATA_FILE
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file (the figure data a reproduction saves)")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path}: cannot read: not a numpy .npz archive (damaged or truncated?)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return FigureData(path, {name: npz[name] for name in npz.files})
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise UsageError(f"{path}: cannot read: {err}") from None
 
 
 def readable(name: object) -> str:
@@ -297,12 +354,16 @@ def analysis_figure(report: dict, path: Path) -> Path:
 
 
 def policy_figure(result: dict, path: Path) -> Path:
-    """The policy figure of an optimisation (``policy.json``'s content): simulated welfare and alignments."""
-    names = list(result["policies"])
-    models = list(result["policies"]["optimal"]["alignment"])
-    objective = np.array([result["policies"][p]["objective"]["simulated"] for p in names], dtype=float)
-    align = _matrix([[result["policies"][p]["alignment"][m] for m in models] for p in names])
-    return policy_comparison(names, objective, align, models, path, result["objective_kind"])
+    """The policy figure of an optimisation (``policy.json``'s content): simulated welfare and
+    alignments (at the stable point, or the sample estimates of a derivative-free search)."""
+    names, pols = list(result["policies"]), result["policies"]
+    models = list(pols["optimal"]["alignment"])
+    exact = result.get("method", "gradient") == "gradient"
+    objective = np.array([pols[p]["objective"]["simulated"] if exact else pols[p]["objective"]["sample"]["mean"]
+                          for p in names], dtype=float)
+    align = _matrix([[pols[p]["alignment"][m] for m in models] for p in names])
+    kind = result["objective_kind"] if exact else f"{result['objective_kind']} (sample estimate)"
+    return policy_comparison(names, objective, align, models, path, kind)
 
 
 def policy_comparison(policies: list[str], objective: np.ndarray, alignment: np.ndarray, models: list[str],

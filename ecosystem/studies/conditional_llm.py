@@ -29,6 +29,7 @@ influence matrix, backfire report) and shipped as ``scenarios/conditional/two_ta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -220,8 +221,7 @@ def conditional_llm(out: Path, quick: bool = False, seed: int = 0) -> dict:
             "analysis": analysed(name),
         }
         curves[name] = (exact, sampled)
-    _rounds_figure(out, curves)
-    _changes_figure(out, result)
+    _save_figure_data(out, curves, result)
     return {
         "configurations": result,
         "settings": {
@@ -246,49 +246,69 @@ def _panel_title(i: int, j: int, sep: str = " ") -> str:
     return f"{MODELS[i]}{sep}on {where} domain"
 
 
-def _rounds_figure(out: Path, curves: dict) -> None:
+def _save_figure_data(out: Path, curves: dict, result: dict) -> None:
+    """The figures' data, per configuration ``(C,)``: the exact trajectories ``(C, shares, ROUNDS + 1,
+    2, 2)`` and sampled ones ``(C, shares, S, ROUNDS + 1, 2, 2)`` (model, domain), and the final
+    changes ``(C, panels)`` (:data:`PANELS` order) exact, sampled and the sampled 95% half-widths."""
+    shares = (BASE_SHARE, MORE_SHARE)
+    cells = [(MODELS[i], "own_domain" if i == j else "other_domain") for i, j in PANELS]
+    figures.save_data(out, {
+        "configurations": list(curves), "shares": shares,
+        "exact": [[exact[s] for s in shares] for exact, _ in curves.values()],
+        "sampled": [[sampled[s] for s in shares] for _, sampled in curves.values()],
+        **{name: [[r[mode][m][key][cell] for m, key in cells] for r in result.values()]
+           for name, mode, cell in (("change", "population", "change"), ("sampled_change", "sample", "change"),
+                                    ("sampled_change_ci", "sample", "change_ci95"))},
+    })
+
+
+def draw_figures(out: Path, data: Mapping[str, np.ndarray]) -> None:
+    """``rounds`` and ``changes`` from :func:`_save_figure_data`'s arrays."""
+    _rounds_figure(out, data)
+    _changes_figure(out, data)
+
+
+def _rounds_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
     """Per round, each model's alignment on its own domain and on the other's (columns), per
     configuration (rows): exact at the base and raised share (lines), sample-mode means with
     95% intervals over the seeds (bands)."""
-    fig, axes = plt.subplots(len(curves), 4, figsize=(13, 2.6 * len(curves)), squeeze=False)
-    steps = np.arange(ROUNDS + 1)
-    for row, (name, (exact, sampled)) in enumerate(curves.items()):
+    names = data["configurations"]
+    fig, axes = plt.subplots(len(names), 4, figsize=(13, 2.6 * len(names)), squeeze=False)
+    for row, (name, exact, sampled) in enumerate(zip(names, data["exact"], data["sampled"], strict=True)):
+        steps = np.arange(exact.shape[1])
         for col, (i, j) in enumerate(PANELS):
             ax = axes[row, col]
-            for k, (share, style) in enumerate(((BASE_SHARE, "-"), (MORE_SHARE, "--"))):
+            for k, (share, style) in enumerate(zip(data["shares"], ("-", "--"), strict=True)):
                 colour = figures.COLOURS[k]
-                ax.plot(steps, exact[share][:, i, j], style, color=colour, label=f"exact, share {share:g}")
-                mean, half = interval(sampled[share][:, :, i, j])
+                ax.plot(steps, exact[k][:, i, j], style, color=colour, label=f"exact, share {share:g}")
+                mean, half = interval(sampled[k][:, :, i, j])
                 ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.2, lw=0,
                                 label=f"sampled 95% interval, share {share:g}")
             if row == 0:
                 ax.set_title(_panel_title(i, j, "\n"), fontsize=9)
             if col == 0:
                 ax.set_ylabel(f"{figures.readable(name)}\n$E[r]$ (bits)")
-            if row == len(curves) - 1:
+            if row == len(names) - 1:
                 ax.set_xlabel("round")
     figures.legend_outside(axes[0, -1])
     figures.panel_letters(axes.ravel())
     figures.save(fig, out / "rounds.png")
 
 
-def _changes_figure(out: Path, result: dict) -> None:
+def _changes_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
     """The change of each alignment after :data:`ROUNDS` rounds when the summariser's curated
     share goes from 0.5 to 0.6: exact (bars) and sampled (means with 95% intervals)."""
+    names = data["configurations"]
     fig, ax = plt.subplots(figsize=(10, 4))
-    x = np.arange(len(result))
+    x = np.arange(len(names))
     width = 0.2
     for k, (i, j) in enumerate(PANELS):
-        m, key = MODELS[i], "own_domain" if i == j else "other_domain"
-        exact = [r["population"][m][key]["change"] for r in result.values()]
-        sample = [r["sample"][m][key]["change"] for r in result.values()]
-        ci = [r["sample"][m][key]["change_ci95"] for r in result.values()]
         pos = x + (k - 1.5) * width
-        ax.bar(pos, exact, width, color=figures.COLOURS[k], label=_panel_title(i, j))
-        ax.errorbar(pos, sample, yerr=ci, fmt="o", color="black", ms=3, capsize=2,
-                    label="sampled (95% interval)" if k == len(PANELS) - 1 else None)
+        ax.bar(pos, data["change"][:, k], width, color=figures.COLOURS[k], label=_panel_title(i, j))
+        ax.errorbar(pos, data["sampled_change"][:, k], yerr=data["sampled_change_ci"][:, k], fmt="o", color="black",
+                    ms=3, capsize=2, label="sampled (95% interval)" if k == len(PANELS) - 1 else None)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(x, [figures.readable(n).replace(" proxy", "\nproxy") for n in result])
+    ax.set_xticks(x, [figures.readable(n).replace(" proxy", "\nproxy") for n in names])
     ax.set_xlabel("configuration (whose users judge cross pairs; curation reward)")
     ax.set_ylabel(r"$\Delta E[r]$ (bits): share 0.6 minus 0.5")
     figures.legend_outside(ax)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,28 +151,43 @@ def learned_conflict(out: Path, quick: bool = False, seed: int = 0, *, settings:
             row[f"d{j}"], row[f"d{j}_ci"] = _interval(level["more"][:, k] - level["base"][:, k])
         row |= {f"discrete_{k}": v for k, v in discrete[name].items()}
         rows[name] = row
-    _changes_figure(out, rows)
-    _trajectories_figure(out, curves, plan)
+    _save_figure_data(out, rows, curves, plan)
     users = analogue(0.0, 0.0, SHARES["base"])["curators"]["users_theta"]
     return {"seeds": seeds, "settings": rows,
             "plan": asdict(plan) | {"K": users["K"], "tau": users["tau"], "realism": REALISM, "inner": INNER,
                                     "data": "photos, labelled by photograph (china 0, flower 1)"}}
 
 
-def _changes_figure(out: Path, settings: dict) -> None:
+def _save_figure_data(out: Path, rows: dict, curves: dict, plan: Plan) -> None:
+    """The figures' data per setting ``(S,)`` (name, cross fractions ``(S, 2)``): the changes of
+    ``(J_p, J_q)`` ``(S, 2)`` learned, their 95% half-widths, and the discrete analogue's; the
+    alignment paths ``(S, shares, seeds, rounds + 1, 2)``; the rounds averaged."""
+    js = ("J_p", "J_q")
+    figures.save_data(out, {
+        "settings": list(rows), "cross": [v["cross"] for v in rows.values()], "shares": list(SHARES.values()),
+        "change": [[v[f"d{j}"] for j in js] for v in rows.values()],
+        "change_ci": [[v[f"d{j}_ci"] for j in js] for v in rows.values()],
+        "discrete_change": [[v[f"discrete_{j}_more"] - v[f"discrete_{j}_base"] for j in js] for v in rows.values()],
+        "paths": [[curves[name, tag] for tag in SHARES] for name in rows], "averaged": plan.averaged,
+    })
+
+
+def draw_figures(out: Path, data: Mapping[str, np.ndarray]) -> None:
+    """``changes`` and ``trajectories`` from :func:`_save_figure_data`'s arrays."""
+    _changes_figure(out, data)
+    _trajectories_figure(out, data)
+
+
+def _changes_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
     """(a) the learned models' changes ``more - base`` of J_p and J_q with 95% intervals (paired by
     seed); (b) the discrete analogue's changes of its stable points."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    x = np.arange(len(settings))
-    labels = [f"{k}\n{v['cross'][0]:g}, {v['cross'][1]:g}" for k, v in settings.items()]
+    x = np.arange(len(data["settings"]))
+    labels = [f"{k}\n{v[0]:g}, {v[1]:g}" for k, v in zip(data["settings"], data["cross"], strict=True)]
     for ax, learned in zip(axes, (True, False), strict=True):
         for k, (j, who) in enumerate((("J_p", r"$\theta$, curated more"), ("J_q", r"$\phi$"))):
-            if learned:
-                change = [v[f"d{j}"] for v in settings.values()]
-                error = [v[f"d{j}_ci"] for v in settings.values()]
-            else:
-                change = [v[f"discrete_{j}_more"] - v[f"discrete_{j}_base"] for v in settings.values()]
-                error = None
+            change, error = ((data["change"][:, k], data["change_ci"][:, k]) if learned
+                             else (data["discrete_change"][:, k], None))
             ax.bar(x + (k - 0.5) * 0.4, change, 0.4, yerr=error, capsize=3, color=figures.COLOURS[k],
                    label=rf"$\Delta {j}$ ({who})")
         ax.axhline(0, color="grey", lw=0.8)
@@ -186,22 +201,21 @@ def _changes_figure(out: Path, settings: dict) -> None:
     figures.save(fig, out / "changes.png")
 
 
-def _trajectories_figure(out: Path, curves: dict, plan: Plan) -> None:
+def _trajectories_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
     """Per setting, J_p and J_q over rounds (means over seeds, 95% bands), base (solid) and more
     (dashed); the shaded span is the rounds averaged."""
-    names = list(dict.fromkeys(name for name, _ in curves))
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), sharex=True)
-    rounds = np.arange(plan.rounds + 1)
-    for ax, name in zip(axes.ravel(), names, strict=True):
-        ax.axvspan(plan.rounds - plan.averaged + 0.5, plan.rounds, color="0.92", lw=0)
-        for tag, style in (("base", "-"), ("more", "--")):
-            paths = curves[name, tag]
+    last = data["paths"].shape[3] - 1
+    rounds = np.arange(last + 1)
+    for ax, name, runs in zip(axes.ravel(), data["settings"], data["paths"], strict=True):
+        ax.axvspan(last - int(data["averaged"]) + 0.5, last, color="0.92", lw=0)
+        for paths, share, style in zip(runs, data["shares"], ("-", "--"), strict=True):
             mean = paths.mean(axis=0)
             half = (stats.t.ppf(0.975, len(paths) - 1) * paths.std(axis=0, ddof=1) / np.sqrt(len(paths))
                     if len(paths) > 1 else np.zeros_like(mean))
             for k, symbol in enumerate((r"$J_p$", r"$J_q$")):
                 ax.plot(rounds, mean[:, k], ls=style, color=figures.COLOURS[k],
-                        label=f"{symbol}, share {SHARES[tag]}")
+                        label=f"{symbol}, share {share}")
                 ax.fill_between(rounds, mean[:, k] - half[:, k], mean[:, k] + half[:, k],
                                 color=figures.COLOURS[k], alpha=0.12, lw=0)
         ax.set_title(name)

@@ -1,6 +1,8 @@
 """Reproductions of known results, each built as scenarios run through the engine.
 
-``ecosystem reproduce NAME --out DIR`` writes figures and ``DIR/summary.json``:
+``ecosystem reproduce NAME --out DIR`` writes ``DIR/summary.json``, the arrays its figures are
+drawn from (``DIR/figures.npz``: :func:`ecosystem.formats.figures.save_data`, no pickles) and the
+figures, drawn from that file by :data:`FIGURES` (which ``ecosystem plot DIR`` calls again):
 
 - ``gaussian-mechanism``: the paper's exactly solvable two-model Gaussian mechanism
   (THEORY.md section 4, its Fig. 3);
@@ -19,7 +21,7 @@ non-finite numbers of :mod:`ecosystem.formats.files`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -29,12 +31,12 @@ from scipy.linalg import block_diag
 from scipy.optimize import brentq, minimize_scalar
 
 from ecosystem import analysis
-from ecosystem.core.rounds import advance
+from ecosystem.core.replicates import ReplicateBatch
 from ecosystem.formats import figures
 from ecosystem.formats.files import staged, to_json
 from ecosystem.formats.scenario import parse
-from ecosystem.studies.conditional_llm import conditional_llm
-from ecosystem.studies.learned_conflict import learned_conflict
+from ecosystem.studies import conditional_llm as llm
+from ecosystem.studies import learned_conflict as learned
 
 plt = figures.plt
 
@@ -122,33 +124,45 @@ def _finite_difference(ref: dict, t: float, lam: float, step: float = 1e-3) -> n
     return analysis.influence_by_resolving(model, point, analysis.Parameter("curation_ratio", "theta"), step)
 
 
-def _simulated_j(ref: dict, t: float, lam: float, n: int, replicates: int, rounds: int, burn: int,
-                 seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Paper-J of (theta, phi) over rounds after ``burn``, sample mode: the mean over replicates
-    ``(2,)`` and each replicate's own ``(replicates, 2)`` (for intervals).
+def _simulated_j(ref: dict, points: list[tuple[float, float, int]], replicates: int, rounds: int, burn: int,
+                 seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Paper-J of (theta, phi) over rounds after ``burn``, sample mode, at each grid point
+    ``(t, lambda, n)`` of ``points``: the mean over replicates ``(2,)`` and each replicate's own
+    ``(replicates, 2)`` (for intervals).
 
-    The replicates are stacked as nodes of one model, whose rounds are driven by
-    :func:`~ecosystem.core.rounds.advance` alone: the same random stream as ``model.step()``,
-    without its metrics and collection, and J is read only after the burn-in."""
-    model = parse(mechanism_scenario(ref, t, lam, n, replicates, seed)).build()
-    state, total, each = model.round_state, np.zeros(2), np.zeros((replicates, 2))
+    A grid point's replicates are stacked as nodes of one model (its generator seeded ``seed``);
+    the grid points' models run as one :class:`~ecosystem.core.replicates.ReplicateBatch`: each
+    model's numbers are those of ``model.step()`` alone, without metrics and collection, and J is
+    read only after the burn-in."""
+    models = [parse(mechanism_scenario(ref, t, lam, n, replicates, seed)).build() for t, lam, n in points]
+    batch = ReplicateBatch(models)
+    total, each = np.zeros((len(models), 2)), np.zeros((len(models), replicates, 2))
     for step in range(rounds):
-        state = advance(model.kernel, state, mode=model.mode, order=model.order, rng=model.rng)
+        batch.advance()
         if step >= burn:
-            j = _paper_j(model, state.rows).reshape(replicates, 2)
-            total += j.mean(axis=0)
-            each += j
-    return total / (rounds - burn), each / (rounds - burn)
+            for i, model in enumerate(models):
+                j = _paper_j(model, batch.rows(i)).reshape(replicates, 2)
+                total[i] += j.mean(axis=0)
+                each[i] += j
+    return [(mean / (rounds - burn), own / (rounds - burn)) for mean, own in zip(total, each, strict=True)]
 
 
-def _sampled_derivative(ref: dict, t: float, lam: float, delta: float, n: int, replicates: int, rounds: int,
-                        burn: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``dJ/dlambda`` ``(2,)`` at ``lam`` by a central difference of sample-mode runs, and the
-    half-width ``(2,)`` of its 95% interval over the replicates (paired: both runs share the seed)."""
-    (up, up_each), (down, down_each) = (_simulated_j(ref, t, lam + sign * delta, n, replicates, rounds, burn, seed)
-                                        for sign in (1, -1))
-    each = (up_each - down_each) / (2 * delta)
-    return (up - down) / (2 * delta), 1.96 * each.std(axis=0, ddof=1) / np.sqrt(replicates)
+def _sampled_derivative(ref: dict, ts: np.ndarray, lam: float, delta: float, sizes: tuple[int, ...],
+                        replicates: int, rounds: int, burn: int, seed: int) -> dict[int, np.ndarray]:
+    """Per sample size ``n``: ``dJ/dlambda`` at ``lam`` for every coupling of ``ts`` by a central
+    difference of sample-mode runs, and the half-width of its 95% interval over the replicates
+    (paired: both runs share the seed), ``(value | ci, len(ts), 2)``; all runs in one batch."""
+    points = [(t, lam + sign * delta, n) for n in sizes for t in ts for sign in (1, -1)]
+    runs = iter(_simulated_j(ref, points, replicates, rounds, burn, seed))
+    out = {}
+    for n in sizes:
+        rows = []
+        for _ in ts:
+            (up, up_each), (down, down_each) = next(runs), next(runs)
+            each = (up_each - down_each) / (2 * delta)
+            rows.append(((up - down) / (2 * delta), 1.96 * each.std(axis=0, ddof=1) / np.sqrt(replicates)))
+        out[n] = np.array(rows).transpose(1, 0, 2)
+    return out
 
 
 def gaussian_mechanism(out: Path, quick: bool = False, seed: int = 0) -> dict:
@@ -162,20 +176,20 @@ def gaussian_mechanism(out: Path, quick: bool = False, seed: int = 0) -> dict:
     explicit = np.array([_explicit(ref, t, lam0) for t in ts])
     fd = np.array([_finite_difference(ref, t, lam0) for t in ts])
     delta, t_sampled = 0.1, ts[:: 2 if quick else 4]
-    sampled = {n: np.array([_sampled_derivative(ref, t, lam0, delta, n, reps, rounds, burn, seed)
-                            for t in t_sampled]).transpose(1, 0, 2) for n in sizes}   # (value | ci, t, 2)
+    sampled = _sampled_derivative(ref, t_sampled, lam0, delta, sizes, reps, rounds, burn, seed)   # (value | ci, t, 2)
 
     dq = lambda t: _theorem(ref, t, lam0)[0][1]  # noqa: E731
     flips = np.flatnonzero(np.sign(theorem[:-1, 1]) != np.sign(theorem[1:, 1]))
     sign_change = float(brentq(dq, ts[flips[0]], ts[flips[0] + 1], xtol=1e-10)) if flips.size else None
 
     lams = np.linspace(0.0, 0.8, 17 if quick else 41)
+    lam_s = lams[:: 4 if quick else 5]
+    runs = iter(_simulated_j(ref, [(t, lam, n) for t in (0.2, 0.9) for n in (4, 32) for lam in lam_s],
+                             reps, rounds, burn, seed))   # one batch
     curves, at09 = {}, {}
     for t in (0.2, 0.9):
         exact = np.array([_paper_j(*_model_rows(ref, t, lam)) for lam in lams])
-        lam_s = lams[:: 4 if quick else 5]
-        sim = {n: np.array([_simulated_j(ref, t, lam, n, reps, rounds, burn, seed)[0] for lam in lam_s])
-               for n in (4, 32)}
+        sim = {n: np.array([next(runs)[0] for _ in lam_s]) for n in (4, 32)}
         curves[t] = (exact, lam_s, sim)
     j_of = lambda lam, k: _paper_j(*_model_rows(ref, 0.9, lam))[k]  # noqa: E731
     for k, key in ((0, "argmax_lambda_Jp"), (1, "argmax_lambda_Jq")):
@@ -185,7 +199,7 @@ def gaussian_mechanism(out: Path, quick: bool = False, seed: int = 0) -> dict:
     at09["zero_lambda_Jq"] = (float(brentq(lambda lam: j_of(lam, 1), lo, 0.8, xtol=1e-12))
                               if j_of(lo, 1) * j_of(0.8, 1) < 0 else None)
 
-    _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, lams, curves)
+    _save_mechanism_data(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, lams, curves)
     return {
         "lambda0": lam0,
         "t": ts.tolist(),
@@ -208,16 +222,35 @@ def _model_rows(ref: dict, t: float, lam: float) -> tuple:
     return model, point.rows
 
 
-def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, lams, curves) -> None:
+def _save_mechanism_data(out: Path, ts: np.ndarray, theorem: np.ndarray, explicit: np.ndarray, fd: np.ndarray,
+                         raw: np.ndarray, t_sampled: np.ndarray, sampled: dict, lams: np.ndarray, curves: dict) -> None:
+    """The mechanism's figure data: the derivatives ``(T, 2)`` against the couplings ``t`` ``(T,)``,
+    the finite-sample ones ``(sizes, value | ci, T_s, 2)``, and ``J*(lambda)`` ``(couplings, L, 2)``
+    exact and ``(couplings, sizes, L_s, 2)`` sampled."""
+    shown = list(curves)
+    sizes = list(curves[shown[0]][2])
+    figures.save_data(out, {
+        "t": ts, "theorem": theorem, "explicit": explicit, "finite_difference": fd, "raw": raw,
+        "t_sampled": t_sampled, "sample_sizes": list(sampled), "sampled": np.stack(list(sampled.values())),
+        "lambda": lams, "curve_t": shown, "curve_exact": np.stack([curves[t][0] for t in shown]),
+        "curve_lambda": np.stack([curves[t][1] for t in shown]), "curve_sizes": sizes,
+        "curve_sampled": np.stack([[curves[t][2][n] for n in sizes] for t in shown]),
+    })
+
+
+def _mechanism_figures(out: Path, data: Mapping[str, np.ndarray]) -> None:
+    """derivatives, alignment_vs_lambda and alignment_proxies from :func:`_save_mechanism_data`'s arrays."""
     names = ("J_p", "J_q")
+    ts, theorem = data["t"], data["theorem"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for k, (ax, name) in enumerate(zip(axes, names, strict=True)):
         ax.plot(ts, theorem[:, k], "k-", lw=2, label="theorem (implicit function)")
-        ax.plot(ts, explicit[:, k], ls="--", color=figures.COLOURS[4], lw=1.5, label="explicit derivative")
-        ax.plot(ts, fd[:, k], ".", color=figures.COLOURS[1], ms=6, label="finite difference")
-        for j, (n, (v, ci)) in enumerate(sampled.items()):
-            ax.errorbar(t_sampled, v[:, k], yerr=ci[:, k], fmt="os^"[j % 3], color=figures.COLOURS[(j + 2) % 7],
-                        ms=4, alpha=0.8, capsize=2, label=f"finite sample, $n = {n}$ (95% interval)")
+        ax.plot(ts, data["explicit"][:, k], ls="--", color=figures.COLOURS[4], lw=1.5, label="explicit derivative")
+        ax.plot(ts, data["finite_difference"][:, k], ".", color=figures.COLOURS[1], ms=6, label="finite difference")
+        for j, (n, (v, ci)) in enumerate(zip(data["sample_sizes"], data["sampled"], strict=True)):
+            ax.errorbar(data["t_sampled"], v[:, k], yerr=ci[:, k], fmt="os^"[j % 3],
+                        color=figures.COLOURS[(j + 2) % 7], ms=4, alpha=0.8, capsize=2,
+                        label=f"finite sample, $n = {n}$ (95% interval)")
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("coupling $t$")
         ax.set_ylabel(rf"$\partial {name}^*/\partial\lambda$ at $\lambda_0$")
@@ -226,12 +259,12 @@ def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, 
     figures.save(fig, out / "derivatives.png")
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
-    for row, t in enumerate((0.2, 0.9)):
-        exact, lam_s, sim = curves[t]
+    for row, t in enumerate(data["curve_t"]):
+        exact, lam_s, sim = data["curve_exact"][row], data["curve_lambda"][row], data["curve_sampled"][row]
         for k, name in enumerate(names):
             ax = axes[row, k]
-            ax.plot(lams, exact[:, k], "k-", lw=2, label="exact")
-            for j, (n, v) in enumerate(sim.items()):
+            ax.plot(data["lambda"], exact[:, k], "k-", lw=2, label="exact")
+            for j, (n, v) in enumerate(zip(data["curve_sizes"], sim, strict=True)):
                 ax.plot(lam_s, v[:, k], "os"[j % 2], color=figures.COLOURS[(j + 2) % 7], ms=4,
                         label=f"finite sample, $n = {n}$")
             ax.set_title(rf"${name}^*(\lambda)$ at $t = {t}$")
@@ -241,6 +274,7 @@ def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, 
     figures.panel_letters(axes.ravel())
     figures.save(fig, out / "alignment_vs_lambda.png")
 
+    raw = data["raw"]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(ts, raw[:, 0], label=r"raw effect on $J_p$ (one round)")
     ax.plot(ts, raw[:, 1], ls="-.", label=r"raw effect on $J_q$ (first arrival)")
@@ -257,6 +291,8 @@ def _mechanism_figures(out, ts, theorem, explicit, fd, raw, t_sampled, sampled, 
 SETTINGS = {"A1": (0.0, 0.1), "A2": (0.2, 0.8), "A3": (0.3, 0.4), "A4": (0.7, 0.3), "A5": (0.2, 0.3),
             "A6": (0.7, 0.8)}
 """Cross fractions (theta, phi) inside each model's curated share."""
+CONFLICT_RUNS = (("base", 0.5), ("more_curation", 0.6))
+"""The two runs of a conflict setting: tag and theta's curated share."""
 
 
 def conflict_scenario(cross_theta: float, cross_phi: float, curated_theta: float = 0.5) -> dict:
@@ -289,7 +325,7 @@ def two_model_conflict(out: Path, quick: bool = False, seed: int = 0) -> dict:
     result, deltas, trajectories = {}, [], {}
     for name, (xt, xp) in SETTINGS.items():
         row = {}
-        for tag, share in (("base", 0.5), ("more_curation", 0.6)):
+        for tag, share in CONFLICT_RUNS:
             model = parse(conflict_scenario(xt, xp, share)).build()
             model.run(rounds)
             trajectories[name, tag] = model.agents_frame()
@@ -305,33 +341,44 @@ def two_model_conflict(out: Path, quick: bool = False, seed: int = 0) -> dict:
         row["cross_negative_influence"] = row["Jq_more_curation"] < row["Jq_base"]
         result[name] = row
         deltas.append((row["Jp_more_curation"] - row["Jp_base"], row["Jq_more_curation"] - row["Jq_base"]))
-    _conflict_figure(out, np.array(deltas), trajectories)
+    _save_conflict_data(out, np.array(deltas), trajectories)
     return result
 
 
-def _conflict_figure(out: Path, deltas: np.ndarray, trajectories: dict) -> None:
+def _save_conflict_data(out: Path, deltas: np.ndarray, trajectories: dict) -> None:
+    """The conflict figure's data: per setting (name, cross fractions ``(S, 2)``) the changes of the
+    stable alignments ``(S, 2)`` and the alignment ``(S, runs, 2 models, rounds + 1)`` over ``step``."""
+    frames = [[trajectories[setting, tag] for tag, _ in CONFLICT_RUNS] for setting in SETTINGS]
+    figures.save_data(out, {
+        "settings": list(SETTINGS), "cross": list(SETTINGS.values()), "shares": [s for _, s in CONFLICT_RUNS],
+        "delta": deltas, "step": frames[0][0].loc[frames[0][0]["model"] == "theta", "step"],
+        "alignment": [[[f.loc[f["model"] == m, "alignment"] for m in ("theta", "phi")] for f in runs]
+                      for runs in frames],
+    })
+
+
+def _conflict_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
     """(a) the change of each stable alignment when theta's curated share goes from 0.5 to 0.6, per
-    setting; (b)-(g) per setting, both models' alignment over rounds at the base and the raised share."""
+    setting; (b)-(g) per setting, both models' alignment over rounds at the base and the raised share
+    (:func:`_save_conflict_data`'s arrays)."""
     fig = plt.figure(figsize=(13, 5))
     grid = fig.add_gridspec(2, 4, width_ratios=[1.6, 1, 1, 1])
     bars = fig.add_subplot(grid[:, 0])
-    x = np.arange(len(SETTINGS))
+    settings, deltas = data["settings"], data["delta"]
+    x = np.arange(len(settings))
     bars.bar(x - 0.2, deltas[:, 0], 0.4, color=figures.COLOURS[0], label=r"$\Delta J_p$ ($\theta$ curated more)")
     bars.bar(x + 0.2, deltas[:, 1], 0.4, color=figures.COLOURS[1], label=r"$\Delta J_q$ ($\phi$)")
-    bars.set_xticks(x, [f"{k}\n{v[0]:g}, {v[1]:g}" for k, v in SETTINGS.items()])
+    bars.set_xticks(x, [f"{k}\n{v[0]:g}, {v[1]:g}" for k, v in zip(settings, data["cross"], strict=True)])
     bars.set_xlabel(r"setting (cross fractions $\theta$, $\phi$)")
     bars.axhline(0, color="grey", lw=0.8)
     bars.set_ylabel(r"stable alignment: curated share 0.6 minus 0.5")
     bars.legend(loc="best")
     panels = [bars]
-    for k, setting in enumerate(SETTINGS):
+    for k, (setting, runs) in enumerate(zip(settings, data["alignment"], strict=True)):
         ax = fig.add_subplot(grid[k // 3, 1 + k % 3])
-        for tag, style in (("base", "-"), ("more_curation", "--")):
-            frame = trajectories[setting, tag]
-            for j, (model, symbol) in enumerate((("theta", r"$J_p$"), ("phi", r"$J_q$"))):
-                rows = frame[frame["model"] == model]
-                ax.plot(rows["step"], rows["alignment"], ls=style, color=figures.COLOURS[j],
-                        label=f"{symbol}, share {0.5 if tag == 'base' else 0.6}")
+        for models, share, style in zip(runs, data["shares"], ("-", "--"), strict=True):
+            for j, (alignment, symbol) in enumerate(zip(models, (r"$J_p$", r"$J_q$"), strict=True)):
+                ax.plot(data["step"], alignment, ls=style, color=figures.COLOURS[j], label=f"{symbol}, share {share}")
         ax.set_title(setting)
         ax.set_xlabel("round")
         ax.set_ylabel(r"alignment $E[r]$")
@@ -367,30 +414,46 @@ def ferbach_scenario(mode: str, steps: int, seed: int) -> dict:
 def ferbach(out: Path, quick: bool = False, seed: int = 0) -> dict:
     """Reward and diversity over rounds, both modes; collapse onto the ball without real data."""
     steps = 15 if quick else 60
-    fig = plt.figure(figsize=(12, 6.5))
-    grid = fig.add_gridspec(2, 3, width_ratios=[1.3, 1, 1])
-    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])]
-    maps = [fig.add_subplot(grid[r, c]) for r in (0, 1) for c in (1, 2)]
-    summary = {}
-    for row, (mode, style) in enumerate((("population", "-"), ("sample", "--"))):
-        model = parse(ferbach_scenario(mode, steps, seed)).build()
+    modes, summary, shown = ("population", "sample"), {}, {"alignment": [], "diversity": [], "density": []}
+    for mode in modes:
+        scenario = ferbach_scenario(mode, steps, seed)
+        model = parse(scenario).build()
         model.run(steps)
-        agents = model.agents_frame()
-        ball = model.rewards["ball"]
-        top = model.family.reward_table(ball) >= -1e-12
-        for k, (name, df) in enumerate(agents.groupby("model")):
-            label = f"{figures.readable(name)} ({mode})"
-            axes[0].plot(df["step"], df["alignment"], style, color=figures.COLOURS[k], label=label)
-            axes[1].plot(df["step"], df["diversity"], style, color=figures.COLOURS[k], label=label)
+        curves = dict(list(model.agents_frame().groupby("model")))      # model name: its rows
+        top = model.family.reward_table(model.rewards["ball"]) >= -1e-12
+        for column in ("alignment", "diversity"):
+            shown[column].append([df[column] for df in curves.values()])
         final = model.state
-        for k, agent in enumerate(model.model_agents):
-            _density_map(maps[2 * row + k], model.family.coords, final[agent.index],
-                         f"{figures.readable(agent.name)}, {mode}, round {steps}")
+        shown["density"].append([final[a.index] for a in model.model_agents])
         summary[mode] = {
             str(a.name): {"reward": a.alignment, "entropy": a.diversity,
                           "mass_on_ball": float(final[a.index][top].sum())}
             for a in model.model_agents
         }
+    ball = scenario["rewards"]["ball"]
+    figures.save_data(out, shown | {
+        "modes": modes, "step": next(iter(curves.values()))["step"], "curve_models": list(curves),
+        "map_models": [str(a.name) for a in model.model_agents], "coords": model.family.coords,
+        "ball_centre": ball["center"], "ball_radius": ball["radius"]})
+    return summary
+
+
+def _ferbach_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
+    """Reward and entropy over rounds (``alignment``, ``diversity``: ``(modes, models, rounds + 1)``)
+    and each model's final distribution (``density`` ``(modes, models, M)`` on ``coords`` ``(M, 2)``)."""
+    fig = plt.figure(figsize=(12, 6.5))
+    grid = fig.add_gridspec(2, 3, width_ratios=[1.3, 1, 1])
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])]
+    maps = [fig.add_subplot(grid[r, c]) for r in (0, 1) for c in (1, 2)]
+    step = data["step"]
+    for row, (mode, style) in enumerate(zip(data["modes"], ("-", "--"), strict=True)):
+        for k, name in enumerate(data["curve_models"]):
+            label = f"{figures.readable(name)} ({mode})"
+            axes[0].plot(step, data["alignment"][row, k], style, color=figures.COLOURS[k], label=label)
+            axes[1].plot(step, data["diversity"][row, k], style, color=figures.COLOURS[k], label=label)
+        for k, name in enumerate(data["map_models"]):
+            _density_map(maps[2 * row + k], data["coords"], data["density"][row, k], data["ball_centre"],
+                         float(data["ball_radius"]), f"{figures.readable(name)}, {mode}, round {step[-1]}")
     axes[0].set_ylabel(r"expected reward $E[r]$")
     axes[1].set_ylabel("entropy (nats)")
     for ax in axes:
@@ -398,18 +461,16 @@ def ferbach(out: Path, quick: bool = False, seed: int = 0) -> dict:
     axes[1].legend(loc="best")
     figures.panel_letters([*axes, *maps])
     figures.save(fig, out / "ferbach.png")
-    return summary
 
 
-def _density_map(ax, coords: np.ndarray, p: np.ndarray, title: str) -> None:
-    """A model's distribution on the 2-D grid ``coords`` ``(M, 2)`` as a density map, with the
-    reward's ball outlined."""
+def _density_map(ax, coords: np.ndarray, p: np.ndarray, centre: np.ndarray, radius: float, title: str) -> None:
+    """A model's distribution ``p`` ``(M,)`` on the 2-D grid ``coords`` ``(M, 2)`` as a density map,
+    with the reward's ball (``centre`` ``(2,)``, ``radius``) outlined."""
     xs, ys = np.unique(coords[:, 0]), np.unique(coords[:, 1])
     image = np.zeros((len(ys), len(xs)))
     image[np.searchsorted(ys, coords[:, 1]), np.searchsorted(xs, coords[:, 0])] = p
     ax.pcolormesh(xs, ys, image, cmap="viridis", shading="nearest", rasterized=True)
-    centre = (1.5 * np.cos(np.pi / 4), 1.5 * np.sin(np.pi / 4))
-    ax.add_patch(plt.Circle(centre, 0.5, fill=False, color="white", ls="--", lw=1))
+    ax.add_patch(plt.Circle(tuple(centre), radius, fill=False, color="white", ls="--", lw=1))
     ax.set_aspect("equal")
     ax.grid(False)
     ax.set_title(title, fontsize=8)
@@ -450,20 +511,28 @@ def collapse(out: Path, quick: bool = False, seed: int = 0) -> dict:
             model.step()
     var, quartiles = np.array(var), np.array(quartiles)
     theory = ((m - 1) / m) ** np.arange(steps + 1)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for k, name in enumerate(("replace", "accumulate", "20% real data")):
-        ax.semilogy(var[:, k], color=figures.COLOURS[k], label=f"{name} (mean)")
-        ax.fill_between(np.arange(steps + 1), quartiles[:, 0, k], quartiles[:, 1, k], color=figures.COLOURS[k],
-                        alpha=0.2, lw=0)
-    ax.semilogy(theory, "k--", label=r"$\sigma_0^2\,((M-1)/M)^n$")
-    ax.fill_between([], [], [], color="0.6", alpha=0.3, label="quartiles over replicates")
-    ax.set_xlabel("round $n$")
-    ax.set_ylabel(f"fitted variance ($M = {m}$, {reps} replicates)")
-    figures.legend_outside(ax)
-    figures.save(fig, out / "collapse.png")
+    figures.save_data(out, {"labels": ("replace", "accumulate", "20% real data"), "variance": var,
+                            "quartiles": quartiles, "theory": theory, "sample_size": m, "replicates": reps})
     return {"sample_size": m, "replicates": reps, "rounds": steps,
             "final_variance": dict(zip(("replace", "accumulate", "real_data"), var[-1].tolist(), strict=True)),
             "theory_replace": float(theory[-1])}
+
+
+def _collapse_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
+    """The mean fitted variance ``(rounds + 1, 3)`` per retention with its quartiles over replicates
+    ``(rounds + 1, 2, 3)``, against the theory ``(rounds + 1,)``, on a log scale."""
+    var, quartiles = data["variance"], data["quartiles"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for k, name in enumerate(data["labels"]):
+        ax.semilogy(var[:, k], color=figures.COLOURS[k], label=f"{name} (mean)")
+        ax.fill_between(np.arange(len(var)), quartiles[:, 0, k], quartiles[:, 1, k], color=figures.COLOURS[k],
+                        alpha=0.2, lw=0)
+    ax.semilogy(data["theory"], "k--", label=r"$\sigma_0^2\,((M-1)/M)^n$")
+    ax.fill_between([], [], [], color="0.6", alpha=0.3, label="quartiles over replicates")
+    ax.set_xlabel("round $n$")
+    ax.set_ylabel(f"fitted variance ($M = {data['sample_size']}$, {data['replicates']} replicates)")
+    figures.legend_outside(ax)
+    figures.save(fig, out / "collapse.png")
 
 
 # --------------------------------------------------------------------------- web dynamics
@@ -493,22 +562,29 @@ def web_scenario(mode: str, n_models: int, curated: bool, seed: int) -> dict:
 def web_dynamics(out: Path, quick: bool = False, seed: int = 0) -> dict:
     """Mean pairwise divergence between models over rounds (homogenisation)."""
     steps = 20 if quick else 80
-    fig, ax = plt.subplots(figsize=(6, 4))
-    summary = {}
+    summary, divergence = {}, []
     for mode in ("population", "sample"):
         for curated in (False, True):
             model = parse(web_scenario(mode, 6, curated, seed)).build()
             model.run(steps)
             eco = model.ecosystem_frame()
             tag = f"{mode}, {'curated' if curated else 'raw'} pool"
-            ax.semilogy(eco["step"], eco["pairwise_divergence"].clip(lower=1e-16), label=tag)
+            divergence.append(eco["pairwise_divergence"])
             summary[tag] = {"initial": float(eco["pairwise_divergence"].iloc[0]),
                             "final": float(eco["pairwise_divergence"].iloc[-1])}
+    figures.save_data(out, {"labels": list(summary), "step": eco["step"], "divergence": divergence})
+    return summary
+
+
+def _web_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
+    """Mean pairwise divergence ``(runs, rounds + 1)`` over ``step``, one line per run, on a log scale."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for tag, divergence in zip(data["labels"], data["divergence"], strict=True):
+        ax.semilogy(data["step"], np.clip(divergence, 1e-16, None), label=tag)
     ax.set_xlabel("round")
     ax.set_ylabel(r"mean pairwise squared Hellinger distance $H^2$")
     figures.legend_outside(ax)
     figures.save(fig, out / "web_dynamics.png")
-    return summary
 
 
 REPRODUCTIONS: dict[str, Callable[..., dict]] = {
@@ -517,15 +593,30 @@ REPRODUCTIONS: dict[str, Callable[..., dict]] = {
     "ferbach": ferbach,
     "collapse": collapse,
     "web-dynamics": web_dynamics,
-    "learned-conflict": partial(learned_conflict, settings=SETTINGS, analogue=conflict_scenario),
-    "conditional-llm": conditional_llm,
+    "learned-conflict": partial(learned.learned_conflict, settings=SETTINGS, analogue=conflict_scenario),
+    "conditional-llm": llm.conditional_llm,
 }
+"""Each reproduction ``(out, quick, seed) -> summary`` computes its numbers and saves its figure data
+in ``out`` (:func:`ecosystem.formats.figures.save_data`)."""
+
+FIGURES: dict[str, Callable[[Path, Mapping[str, np.ndarray]], None]] = {
+    "gaussian-mechanism": _mechanism_figures,
+    "two-model-conflict": _conflict_figure,
+    "ferbach": _ferbach_figure,
+    "collapse": _collapse_figure,
+    "web-dynamics": _web_figure,
+    "learned-conflict": learned.draw_figures,
+    "conditional-llm": llm.draw_figures,
+}
+"""Each reproduction's figures ``(out, data)``: drawn into ``out`` from the arrays its run saved."""
 
 
 def reproduce(name: str, out: Path, quick: bool = False, seed: int = 0) -> dict:
-    """Run reproduction ``name``; write its figures and ``summary.json`` into ``out``."""
+    """Run reproduction ``name``; write ``summary.json``, the figure data and the figures drawn
+    from that data (read back from the file, as ``ecosystem plot`` reads it) into ``out``."""
     with staged(out) as stage:
         summary = {"reproduction": name, "quick": quick, "seed": seed} | REPRODUCTIONS[name](stage, quick, seed)
+        FIGURES[name](stage, figures.load_data(stage))
         (stage / "summary.json").write_text(to_json(summary, indent=2, default=_json) + "\n")
     return summary
 

@@ -179,9 +179,11 @@ def test_bad_learned_input_is_one_line_naming_the_key(cli, workdir, old, new, me
 
 
 def test_analysis_commands_say_learned_models_have_no_population_mode(cli):
-    for command in (("analyze", "learned/digits"), ("optimize", "learned/digits", "--budget", "1")):
-        done = cli(*command)
-        assert done.status == 2 and "learned models run in sample mode only" in done.err
+    done = cli("analyze", "learned/digits")
+    assert done.status == 2 and "learned models run in sample mode only" in done.err
+    done = cli("optimize", "learned/digits", "--budget", "1", "--search", "gradient")   # auto: derivative-free
+    assert done.status == 2 and "learned models have no population-mode stable point" in done.err
+    assert "--search derivative-free" in done.err
 
 
 def test_the_readme_tells_what_the_digits_scenario_does():

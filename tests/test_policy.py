@@ -4,11 +4,13 @@ an exhaustive grid, KKT, the siloed equilibrium, isolated models, predicted vs s
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import COORDS, N_OUT, categorical
+from conftest import COORDS, N_OUT, RING, categorical
 
 from ecosystem.analysis import policy
 
@@ -140,9 +142,12 @@ def test_optimum_matches_an_exhaustive_grid_and_beats_every_baseline(reports, ki
     assert np.all(opt.levers >= rep.problem.lo) and np.all(opt.levers <= rep.problem.hi)
 
 
-@pytest.mark.parametrize("kind", ["mean", "weighted"])
+@pytest.mark.parametrize("kind", ["mean", "weighted", "min"])
 def test_kkt_conditions_hold_at_the_optimum(reports, kind):
-    assert reports[kind].kkt < 1e-6
+    """For min in epigraph form: multipliers on the worst-off models' gradients, summing to 1."""
+    rep = reports[kind]
+    assert rep.kkt < 1e-6 and rep.to_dict()["kkt_residual"] == rep.kkt
+    assert policy.kkt_residual(rep.problem, np.array([0.3, 0.3])) > 0.05    # an interior point, not stationary
 
 
 def test_siloed_equilibrium_has_no_profitable_unilateral_deviation(reports):
@@ -222,15 +227,29 @@ def test_budget_below_the_lower_bounds_is_an_error():
         policy.Problem(model, levers, 0.1)
 
 
+def _printed_run(out: str) -> list[str]:
+    """The arguments after ``ecosystem`` of the ``ecosystem run`` command ``optimize`` printed."""
+    line = next(line for line in out.splitlines() if line.startswith("  ecosystem run "))
+    return shlex.split(line)[1:]
+
+
+def _run_mean(cli, args: list, out) -> float:
+    ran = cli(*args, "--out", out, "--quiet")
+    assert ran.status == 0, ran.err
+    summary = json.loads((out / "summary.json").read_text())
+    return float(np.mean([m["alignment"] for m in summary["models"].values() if m["alignment"] is not None]))
+
+
 def test_cli_optimize_writes_policy_json_and_run_reproduces_it(cli, workdir):
     scenario = workdir / "tiny.toml"
     scenario.write_text(TINY)
     done = cli("optimize", scenario, "--budget", "0.8", "--out", workdir / "out")
     assert done.status == 0, done.err
-    assert "price of siloing" in done.out and "[[events]]" in done.out
+    assert "price of siloing" in done.out and "[[events]]" not in done.out
     result = json.loads((workdir / "out" / "policy.json").read_text())
     assert set(result["policies"]) == {"optimal", "siloed", "uniform", "greedy", "none"}
     assert result["absorb"] == "proportional" and result["objective_kind"] == "mean" and result["budget"] == 0.8
+    assert result["method"] == "gradient"
     for pol in result["policies"].values():
         assert set(pol["levers"]) == {"theta", "phi"} and "curation_ratio" in pol["levers"]["theta"]
         assert abs(pol["objective"]["predicted"] - pol["objective"]["simulated"]) < 1e-8
@@ -238,14 +257,59 @@ def test_cli_optimize_writes_policy_json_and_run_reproduces_it(cli, workdir):
     opt, sil = result["policies"]["optimal"], result["policies"]["siloed"]
     assert result["price_of_siloing"] == pytest.approx(opt["objective"]["predicted"] - sil["objective"]["predicted"])
     assert (workdir / "out" / "policy.png").stat().st_size > 0
-    # the printed events, added to the scenario, make `ecosystem run` reproduce the predicted objective
-    events = done.out[done.out.index("[[events]]"):].split("wrote ")[0]
-    scenario.write_text(TINY + "\n" + events)
-    ran = cli("run", scenario, "--out", workdir / "run", "--quiet")
-    assert ran.status == 0, ran.err
-    summary = json.loads((workdir / "run" / "summary.json").read_text())
-    mean = np.mean([m["alignment"] for m in summary["models"].values()])
-    assert abs(mean - opt["objective"]["predicted"]) < 1e-8
+    # the printed command (the flows' weights as overrides) makes `ecosystem run` reproduce the prediction
+    args = _printed_run(done.out)
+    assert args[:2] == ["run", str(scenario)] and all(a.startswith("flows.") for a in args[2:])
+    assert result["reproduce"]["command"] == "ecosystem " + shlex.join(args) and result["reproduce"]["events"] == []
+    assert abs(_run_mean(cli, args, workdir / "run") - opt["objective"]["predicted"]) < 1e-8
+
+
+def test_cli_optimize_default_prints_the_run_that_reproduces_it(cli, workdir):
+    done = cli("optimize", "default", "--budget", "1.0")
+    assert done.status == 0, done.err
+    args = _printed_run(done.out)
+    assert args[:2] == ["run", "default"] and "models.B_base.mixture.curated=0.9" in args
+    predicted = float(re.search(r"^optimal: objective predicted (\S+),", done.out, re.M).group(1))
+    assert abs(_run_mean(cli, args, workdir / "run") - predicted) < 1e-8
+
+
+def test_cli_optimize_prints_events_for_the_levers_no_key_sets(cli, workdir):
+    """In a generated shared pool the levers are the pool's curated shares, which no scenario key
+    sets: the command keeps the user's overrides and the levers come as [[events]] to add."""
+    pool = ["topology.kind=shared_pool", "topology.n=3", "space.grid={start = -1.0, stop = 1.0, num = 7}"]
+    done = cli("optimize", RING, *pool, "--budget", "0.6", "--objective", "min")
+    assert done.status == 0, done.err
+    args = _printed_run(done.out)
+    assert args[1:len(pool) + 2] == [str(RING), *pool] and all(a.startswith("steps=") for a in args[len(pool) + 2:])
+    events = done.out[done.out.index("[[events]]"):]
+    assert events.count('action = "set_flow"') == 3
+    copy = workdir / "ring.toml"
+    copy.write_text(RING.read_text() + "\n" + events)
+    predicted = float(re.search(r"^optimal: objective predicted (\S+),", done.out, re.M).group(1))
+    assert abs(_run_mean(cli, ["run", copy, *args[2:]], workdir / "run") - predicted) < 1e-8
+
+
+@pytest.mark.parametrize("name, overrides, absorb", [
+    ("default", {}, "real"), ("ring", {"topology.kind": "star", "topology.n": 4}, "proportional"),
+    ("ring", {"topology.kind": "star", "topology.n": 4}, "raw"), ("ring", {"topology.n": 4}, "real"),
+    ("stories/newcomer", {}, "proportional"),
+])
+def test_lever_overrides_build_the_policys_graph(name, overrides, absorb):
+    from ecosystem.formats.names import resolve
+    from ecosystem.formats.policy_overrides import lever_overrides
+    from ecosystem.formats.scenario import parse, read_toml, with_overrides
+
+    path = resolve(name)
+    data = with_overrides(read_toml(path), overrides)
+    problem = policy.make_problem(parse(data, origin=str(path)).build(mode="population"), 1.0, absorb=absorb)
+    x = problem.feasible(problem.lo + np.random.default_rng(3).random(len(problem.levers)) * (problem.hi - problem.lo))
+    keys, left = lever_overrides(data, str(path), problem, x)
+    assert keys and left == []
+    got = parse(with_overrides(data, keys), origin=str(path)).graph
+    want = problem.graph_at(x)
+    for u, v, w in want.edges(data="weight"):
+        if w:
+            assert abs(got.edges[u, v]["weight"] - w) < 1e-12
 
 
 @pytest.mark.parametrize("args", [

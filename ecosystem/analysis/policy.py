@@ -34,10 +34,14 @@ through the engine (:func:`simulate`: population mode, the levers set by the eng
 events, rounds until the state stops moving) and the simulated welfare reported beside the
 predicted one; on request also in sample mode over seeds (:func:`simulate_sample`: finite
 samples, common random numbers across policies, a 95% interval of the mean over seeds).
+:func:`kkt_residual` checks the optimum's first-order conditions (``min`` in epigraph form).
+Where there are no gradients (sample mode, learned models), :mod:`ecosystem.analysis.policy_search`
+searches the same levers by simulation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -85,6 +89,16 @@ def curation_levers(model: EcosystemModel, hi: float = 0.9, costs: dict | None =
         owner = p.curated_model(model.graph)
         levers.append(Lever(p, 0.0, min(hi, p.bounds(model.graph)[1]), float(costs.get(owner, 1.0))))
     return levers
+
+
+def make_problem(model: EcosystemModel, budget: float, objective: str = "mean", *, max_ratio: float = 0.9,
+                 absorb: str = "proportional", costs: dict | None = None,
+                 weights: Sequence[float] | None = None) -> Problem:
+    """The :class:`Problem` of ``ecosystem optimize`` (and of a study's ``[policy]``): the
+    :func:`curation_levers` of ``model`` in ``[0, max_ratio]`` with ``costs`` (model -> cost per
+    unit), the ``budget`` and the ``objective`` (``weights`` ``(N,)`` for ``weighted``)."""
+    levers = curation_levers(model, hi=max_ratio, costs=costs, absorb=absorb)
+    return Problem(model, levers, budget, objective, None if weights is None else np.asarray(weights, dtype=float))
 
 
 @dataclass
@@ -395,22 +409,37 @@ def coordinated(problem: Problem, starts: list[np.ndarray], maxiter: int = 200) 
 
 
 def kkt_residual(problem: Problem, x: np.ndarray, tol: float = 1e-7) -> float:
-    """Largest violation of the KKT conditions at ``x`` for the mean / weighted welfare
-    ``f`` (gradient ``g``): ``g_j - mu c_j`` is 0 on free levers, >= 0 at ``hi``, <= 0 at ``lo``,
-    with a budget multiplier ``mu >= 0`` (0 when the budget is slack). In welfare units per lever unit."""
-    g = problem.weights @ np.nan_to_num(problem.evaluate(x, gradient=True).gradient)
+    """Largest violation of the KKT conditions at ``x``, in welfare units per lever unit, for the
+    best multipliers (a small linear programme). With ``g`` the welfare's gradient ``(P,)`` (mean,
+    weighted) or, for ``min`` in its epigraph form (maximise ``t`` with ``J_i* >= t``),
+    ``g = sum_i nu_i grad J_i*`` over the models whose alignment is the minimum (within ``tol``),
+    ``nu >= 0`` summing to 1: ``r = g - mu c`` is 0 on free levers, >= 0 at ``hi``, <= 0 at ``lo``,
+    with a budget multiplier ``mu >= 0`` (0 when the budget is slack)."""
+    grad = np.nan_to_num(problem.evaluate(x, gradient=True).gradient)
+    if problem.objective == "min":
+        align = problem.evaluate(x).alignment
+        worst = np.min(align[problem.defined])
+        rows = grad[problem.defined & (align <= worst + tol)]
+    else:
+        rows = (problem.weights @ grad)[None, :]
     c = problem.costs
     at_lo, at_hi = x <= problem.lo + tol, x >= problem.hi - tol
     free = ~(at_lo | at_hi)
     tight = problem.budget - c @ x <= tol
-    mu = 0.0
-    if tight:
-        mu = float(np.mean(g[free] / c[free])) if free.any() else max(0.0, float(np.min(g[at_hi] / c[at_hi]))
-                                                                     if at_hi.any() else 0.0)
-        mu = max(mu, 0.0)
-    r = g - mu * c
-    viol = np.concatenate([np.abs(r[free]), np.maximum(-r[at_hi], 0), np.maximum(r[at_lo], 0), [0.0]])
-    return float(viol.max())
+    k, n_p = rows.shape
+    # variables: nu (k), mu, s; r_j = rows[:, j] @ nu - mu c_j; minimise s
+    r = np.hstack([rows.T, -c[:, None], np.zeros((n_p, 1))])
+    s_col = np.zeros(k + 2)
+    s_col[-1] = 1.0
+    upper = [r[j] - s_col for j in range(n_p) if free[j] or at_lo[j]]      # r_j <= s
+    lower = [-r[j] - s_col for j in range(n_p) if free[j] or at_hi[j]]     # r_j >= -s
+    a_ub = np.array(upper + lower) if upper or lower else None
+    res = sopt.linprog(s_col, A_ub=a_ub, b_ub=None if a_ub is None else np.zeros(len(a_ub)),
+                       A_eq=np.append(np.ones(k), [0.0, 0.0])[None, :], b_eq=[1.0],
+                       bounds=[(0, None)] * k + [(0, None if tight else 0), (0, None)], method="highs")
+    if not res.success:
+        raise AnalysisError(f"the KKT multipliers could not be computed: {res.message}")
+    return float(res.fun)
 
 
 def simulate(problem: Problem, x: np.ndarray, tol: float = 1e-14, max_rounds: int = 100_000
@@ -430,31 +459,47 @@ def simulate(problem: Problem, x: np.ndarray, tol: float = 1e-14, max_rounds: in
     raise AnalysisError(f"the engine did not settle within {max_rounds} rounds at levers {np.round(x, 6).tolist()}")
 
 
-def simulate_sample(problem: Problem, x: np.ndarray, seeds: int = 5, rounds: int = 200, burn_in: int = 100
-                    ) -> dict:
-    """Run the policy through the engine in sample mode (finite samples: each model's
-    ``sample_size``), once per seed ``0 .. seeds - 1`` (the same seeds for every policy: common
-    random numbers). Per seed, the welfare of the measured alignments averaged over rounds
-    ``burn_in + 1 .. rounds``; returns ``{"mean", "low", "high", "seeds", "rounds", "burn_in"}``
-    with a normal 95% interval of the mean over seeds (``low == high == mean`` for one seed)."""
-    if seeds < 1 or not 0 <= burn_in < rounds:
-        raise AnalysisError(f"sample runs need seeds >= 1 and 0 <= burn_in < rounds, got {seeds}, {burn_in}, {rounds}")
+def sample_runs(problem: Problem, x: np.ndarray, seeds: Sequence[int], rounds: int = 200, burn_in: int = 100
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Run the policy ``x`` through the engine in sample mode (finite samples: each model's
+    ``sample_size``; learned models too), once per seed of ``seeds``. Returns per seed the welfare
+    of the measured alignments averaged over rounds ``burn_in + 1 .. rounds`` ``(S,)`` and each
+    model's alignment averaged over the same rounds ``(S, N)`` (NaN for a model without users)."""
+    if len(seeds) < 1 or not 0 <= burn_in < rounds:
+        raise AnalysisError(f"sample runs need seeds >= 1 and 0 <= burn_in < rounds, got {len(seeds)}, "
+                            f"{burn_in}, {rounds}")
     base = problem.model
-    values = []
-    for seed in range(seeds):
-        sim = EcosystemModel(base.graph.copy(), base.family, mode="sample", order=base.order, rng=seed,
+    welfare, align = [], []
+    for seed in seeds:
+        sim = EcosystemModel(base.graph.copy(), base.family, mode="sample", order=base.order, rng=int(seed),
                              metrics=("alignment",))
         _set_levers(sim, problem.levers, x)
-        welfare = []
+        per_round = []
         for t in range(1, rounds + 1):
             sim.step()
             if t > burn_in:
-                welfare.append(problem.welfare(np.asarray(sim.measures["alignment"], dtype=float)))
-        values.append(float(np.mean(welfare)))
-    v = np.array(values)
+                per_round.append(np.asarray(sim.measures["alignment"], dtype=float))
+        a = np.array(per_round)
+        welfare.append(float(np.mean([problem.welfare(row) for row in a])))
+        align.append(a.mean(axis=0))
+    return np.array(welfare), np.array(align)
+
+
+def interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean of ``values`` ``(S,)`` and a normal 95% interval of it (``low == high == mean`` for one value)."""
+    v = np.asarray(values, dtype=float)
     half = 1.96 * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0
-    return {"mean": float(v.mean()), "low": float(v.mean() - half), "high": float(v.mean() + half),
-            "seeds": seeds, "rounds": rounds, "burn_in": burn_in}
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def simulate_sample(problem: Problem, x: np.ndarray, seeds: int = 5, rounds: int = 200, burn_in: int = 100
+                    ) -> dict:
+    """:func:`sample_runs` over seeds ``0 .. seeds - 1`` (the same seeds for every policy: common
+    random numbers); returns ``{"mean", "low", "high", "seeds", "rounds", "burn_in"}`` with a
+    normal 95% interval of the mean over seeds (:func:`interval`)."""
+    welfare, _ = sample_runs(problem, x, range(max(seeds, 0)), rounds, burn_in)
+    mean, low, high = interval(welfare)
+    return {"mean": mean, "low": low, "high": high, "seeds": seeds, "rounds": rounds, "burn_in": burn_in}
 
 
 def _set_levers(sim: EcosystemModel, levers: list[Lever], x: np.ndarray) -> None:
@@ -486,16 +531,26 @@ def _event_value(parameter: Parameter, v: float) -> object:
 
 @dataclass
 class PolicyReport:
-    """Every policy of one problem, the siloed equilibrium's check and the price of siloing."""
+    """Every policy of one problem, the siloed equilibrium's check and the price of siloing.
+
+    ``method``: ``gradient`` (:func:`optimize`: welfare predicted at the stable point) or
+    ``derivative-free`` (:func:`ecosystem.analysis.policy_search.search`: welfare estimated in
+    sample mode, each policy's ``sample``; ``price_interval``: a 95% interval of the price of
+    siloing from the paired differences over the common seeds)."""
 
     problem: Problem
     policies: dict[str, Policy]
     silo: Silo
     kkt: float | None
+    method: str = "gradient"
+    price_interval: tuple[float, float] | None = None
 
     @property
     def price_of_siloing(self) -> float:
-        return self.policies["optimal"].predicted - self.policies["siloed"].predicted
+        """Welfare of ``optimal`` minus ``siloed`` (predicted; sample means for ``derivative-free``)."""
+        if self.method == "gradient":
+            return self.policies["optimal"].predicted - self.policies["siloed"].predicted
+        return self.policies["optimal"].sample["mean"] - self.policies["siloed"].sample["mean"]
 
     def curate_less(self, tol: float = 1e-6) -> list:
         """Models whose lever the optimum sets lower than their owner does alone (siloed)."""
@@ -512,9 +567,11 @@ class PolicyReport:
                  else lv.parameter.label()) for lv in self.problem.levers]
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``policies`` (each: ``levers``, ``cost``, ``objective`` {predicted, simulated},
-        ``alignment`` at the simulated stable point), ``budget``, ``objective_kind``, ``absorb``,
-        ``price_of_siloing``, ``curate_less``, ``siloed_check``, ``kkt_residual``."""
+        """JSON-ready: ``method``, ``policies`` (each: ``levers``, ``cost``, ``objective`` {predicted,
+        simulated, and ``sample`` when estimated in sample mode}, ``alignment`` at the simulated stable
+        point, or the sample-mode estimate), ``budget``, ``objective_kind``, ``absorb``,
+        ``price_of_siloing`` (and ``price_of_siloing_interval``, derivative-free), ``curate_less``,
+        ``siloed_check``, ``kkt_residual``."""
         models = [str(m) for m in self.problem.models]
         defined = self.problem.defined
         out = {}
@@ -533,7 +590,8 @@ class PolicyReport:
                 "rounds": pol.rounds,
             }
         return {
-            "policies": out, "budget": self.problem.budget, "objective_kind": self.problem.objective,
+            "method": self.method, "policies": out, "budget": self.problem.budget,
+            "objective_kind": self.problem.objective,
             "absorb": self.problem.absorb, "price_of_siloing": self.price_of_siloing, "curate_less": self.curate_less(),
             "weights": {m: float(w) for m, w, d in zip(models, self.problem.weights, defined, strict=True) if d},
             "costs": {lv.parameter.label(): float(lv.cost) for lv in self.problem.levers},
@@ -543,7 +601,7 @@ class PolicyReport:
                              "lever_caps": {lv.parameter.label(): float(c)
                                             for lv, c in zip(self.problem.levers, self.silo.caps, strict=True)}},
             "kkt_residual": self.kkt,
-        }
+        } | ({"price_of_siloing_interval": list(self.price_interval)} if self.price_interval else {})
 
 
 def optimize(problem: Problem, *, simulate_policies: bool = True, n_random: int = 3, seed: int = 0,
@@ -578,15 +636,18 @@ def optimize(problem: Problem, *, simulate_policies: bool = True, n_random: int 
         if sample_seeds > 0:
             pol.sample = simulate_sample(problem, ev.x, sample_seeds, sample_rounds, sample_burn_in)
         policies[name] = pol
-    kkt = None if problem.objective == "min" else kkt_residual(problem, policies["optimal"].levers)
+    kkt = kkt_residual(problem, policies["optimal"].levers)
     return PolicyReport(problem, policies, silo, kkt)
 
 
-def event_lines(report: PolicyReport, policy: str = "optimal") -> list[str]:
-    """``[[events]]`` TOML tables (round 1) that set ``policy``'s levers in a scenario file, so that
-    ``ecosystem run`` reproduces it (``ecosystem run`` has no command-line override of a lever)."""
+def event_lines(report: PolicyReport, policy: str = "optimal", levers: Sequence[int] | None = None) -> list[str]:
+    """``[[events]]`` TOML tables (round 1) that set ``policy``'s levers (those of index ``levers``,
+    default all) in a scenario file, so that ``ecosystem run`` reproduces it: for the levers no
+    ``KEY=VALUE`` override sets (:mod:`ecosystem.formats.policy_overrides`)."""
     lines = []
-    for lv, v in zip(report.problem.levers, report.policies[policy].levers, strict=True):
+    values = report.policies[policy].levers
+    for p in range(len(values)) if levers is None else levers:
+        lv, v = report.problem.levers[p], values[p]
         kind, target = lv.parameter.kind, lv.parameter.target
         action = "set_flow" if kind == "weight" else EVENT_ACTION[kind]
         name = f"{target[0]}->{target[1]}" if kind == "weight" else str(target)

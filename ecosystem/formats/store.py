@@ -2,7 +2,7 @@
 
 Tables (all values through bound parameters; times in Unix seconds, durations in s):
 
-- ``meta(key, value)``: the study's name, file, base scenario, fingerprint, axes;
+- ``meta(key, value)``: the study's name, file, base scenario, fingerprint, axes, ``[policy]``;
 - ``settings(setting_id, position, labels, overrides, values_json)``: every setting (JSON text);
 - ``runs(run_id, setting_id, seed, status, started, finished, wall_time, worker, error)``,
   UNIQUE on (setting_id, seed): a run is stored once, whatever happens;
@@ -13,7 +13,11 @@ Tables (all values through bound parameters; times in Unix seconds, durations in
   converged, converged_round)``;
 - ``analyses(run_id, spectral_radius, converged, observed_rate, n_backfire, result, error)``:
   stable-point analysis (``result`` is the full JSON; ``error`` the traceback if the
-  analysis raised, the run itself being kept), when the study asks for it.
+  analysis raised, the run itself being kept), when the study asks for it;
+- ``policies(run_id, objective, budget, optimal, siloed, price_of_siloing, curate_less, result,
+  error)``: the optimal and siloed curation policies of a study with a ``[policy]`` table
+  (``optimal``/``siloed``: their predicted welfare; ``curate_less``: the models the optimum asks
+  to curate less, comma-separated; ``result`` the full JSON of ``policy.json``; ``error`` as above).
 
 The database runs in WAL mode and each finished run is one transaction, so a sweep
 killed at any moment (Ctrl-C or SIGKILL) leaves every stored run whole and no run twice.
@@ -67,6 +71,9 @@ CREATE TABLE IF NOT EXISTS summaries (
 CREATE TABLE IF NOT EXISTS analyses (
     run_id INTEGER PRIMARY KEY REFERENCES runs(run_id) ON DELETE CASCADE, spectral_radius REAL,
     converged INTEGER, observed_rate REAL, n_backfire INTEGER, result TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS policies (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(run_id) ON DELETE CASCADE, objective TEXT, budget REAL,
+    optimal REAL, siloed REAL, price_of_siloing REAL, curate_less TEXT, result TEXT, error TEXT);
 """
 
 
@@ -119,7 +126,8 @@ class Store:
         meta = {"name": study.name, "description": study.description, "study": study.path,
                 "scenario": study.scenario_path, "fingerprint": study.fingerprint,
                 "axes": to_json(study.axes), "fixed": to_json(study.fixed, default=str),
-                "seeds": to_json(study.seeds), "analysis": to_json(study.analysis)}
+                "seeds": to_json(study.seeds), "analysis": to_json(study.analysis),
+                "policy": to_json(study.policy)}
         with self._transaction():
             for key, value in meta.items():
                 self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -149,7 +157,7 @@ class Store:
             if row is None:
                 return None
             run_id = row[0]
-            for table in ("rounds", "models", "summaries", "analyses"):
+            for table in ("rounds", "models", "summaries", "analyses", "policies"):
                 self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             if result["status"] != "done":
                 return run_id
@@ -178,6 +186,16 @@ class Store:
                     (run_id, _real(analysis.get("spectral_radius")), _bool(analysis.get("converged")),
                      _real(analysis.get("observed_rate")), len(analysis.get("backfire") or []),
                      to_json(analysis, default=_json_default)))
+            pol = result.get("policy")
+            if pol and "error" in pol:
+                self.db.execute("INSERT INTO policies (run_id, error) VALUES (?, ?)", (run_id, pol["error"]))
+            elif pol:
+                self.db.execute(
+                    "INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    (run_id, pol["objective_kind"], _real(pol["budget"]),
+                     _real(pol["policies"]["optimal"]["objective"]["predicted"]),
+                     _real(pol["policies"]["siloed"]["objective"]["predicted"]), _real(pol["price_of_siloing"]),
+                     ",".join(pol["curate_less"]), to_json(pol, default=_json_default)))
             return run_id
 
     # ------------------------------------------------------------------ reading
@@ -224,12 +242,24 @@ class Store:
         if len(analyses):
             frame = frame.merge(analyses.add_prefix("analysis_").rename(columns={"analysis_run_id": "run_id"}),
                                 on="run_id", how="left")
+        if self.has("policies"):
+            policies = self.table("policies").drop(columns=["result"])
+            policies["error"] = policies["error"].map(_last_line)
+            if len(policies):
+                frame = frame.merge(policies.add_prefix("policy_").rename(columns={"policy_run_id": "run_id"}),
+                                    on="run_id", how="left")
         return frame
 
+    def has(self, name: str) -> bool:
+        """Whether the database has table ``name`` (a database written before ``policies`` existed
+        has none, and a read-only one gets none)."""
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (name,)).fetchone() is not None
+
     def table(self, name: str) -> pd.DataFrame:
-        """A whole table as a DataFrame (``rounds``, ``models``, ``summaries``, ``analyses``, ``settings``);
-        infinities stored as ``'inf'`` / ``'-inf'`` in REAL columns come back as floats."""
-        if name not in ("rounds", "models", "summaries", "analyses", "settings", "runs", "meta"):
+        """A whole table as a DataFrame (``rounds``, ``models``, ``summaries``, ``analyses``, ``policies``,
+        ``settings``); infinities stored as ``'inf'`` / ``'-inf'`` in REAL columns come back as floats."""
+        if name not in ("rounds", "models", "summaries", "analyses", "policies", "settings", "runs", "meta"):
             raise ValueError(f"no table {name!r}")
         cursor = self.db.execute(f"SELECT * FROM {name}")
         frame = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
@@ -324,7 +354,7 @@ class _Transaction:
                              f"are kept") from None
 
 
-TABLES = frozenset(("meta", "settings", "runs", "rounds", "models", "summaries", "analyses"))
+TABLES = frozenset(("meta", "settings", "runs", "rounds", "models", "summaries", "analyses", "policies"))
 """The tables of a results database (anything else marks another application's file)."""
 
 

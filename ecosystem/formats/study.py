@@ -27,7 +27,9 @@ from ecosystem.formats.names import resolve
 from ecosystem.formats.scenario import Scenario, ScenarioError, read_toml
 from ecosystem.formats.section import INT_MAX, MAX_ABS, Section
 
-STUDY_KEYS = {"name", "description", "scenario", "seeds", "analysis", "set", "grid", "variants", "random"}
+STUDY_KEYS = {"name", "description", "scenario", "seeds", "analysis", "policy", "set", "grid", "variants", "random"}
+POLICY_KEYS = {"budget": None, "objective": "mean", "max_ratio": 0.9, "absorb": "proportional"}
+"""The keys of a study's ``[policy]`` table and their defaults (``budget`` is required)."""
 DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
 RESERVED = {"seed": "the run seeds come from `seeds`", "name": "a run's name is the study's"}
 GENERATOR_PARAMS = set().union(*scenario_mod.TOPOLOGY_PARAMS.values())
@@ -72,6 +74,8 @@ class Study:
     seeds: list[int]
     analysis: bool = False
     axes: list[str] = field(default_factory=list)
+    policy: dict[str, Any] | None = None
+    """The ``[policy]`` table (every key of :data:`POLICY_KEYS`), or None: no policy per run."""
 
     @property
     def fingerprint(self) -> str:
@@ -80,7 +84,8 @@ class Study:
         Seeds and axis values are not part of it: adding seeds or grid values to a study
         keeps its database usable (the new runs are added, the finished ones kept).
         """
-        return _digest({"name": self.name, "base": self.base, "fixed": self.fixed, "analysis": self.analysis})
+        shared = {"name": self.name, "base": self.base, "fixed": self.fixed, "analysis": self.analysis}
+        return _digest(shared | ({"policy": self.policy} if self.policy else {}))
 
     def runs(self) -> list[tuple[Setting, int]]:
         """Every (setting, seed), seed-major: early partial results cover every setting."""
@@ -117,10 +122,33 @@ def load(path: str | Path, check: bool = True) -> Study:
     if check:
         for setting in study.settings:
             try:
-                study.build(setting, study.seeds[0])
+                scenario = study.build(setting, study.seeds[0])
             except ScenarioError as err:
                 raise StudyError(f"{path}: setting {setting.describe()}: {err}") from None
+            if study.policy:
+                _check_policy(study, setting, scenario)
     return study
+
+
+def _check_policy(study: Study, setting: Setting, scenario: Scenario) -> None:
+    """Refuse, before any run, a setting whose runs cannot compute the ``[policy]`` (it needs the
+    population-mode stable point: exact families, runs in population mode, curated models with users)."""
+    from ecosystem.analysis import AnalysisError, policy
+    from ecosystem.core.learned import Learned
+
+    where = f"{study.path}: setting {setting.describe()}: policy"
+    learned = isinstance(scenario.family, Learned)
+    if learned or scenario.mode != "population":
+        runs = "learned models (sample mode)" if learned else f"in {scenario.mode} mode"
+        raise StudyError(f"{where}: needs the population-mode stable point (runs in population mode, categorical "
+                         f"or gaussian family), but this setting runs {runs} (in sample mode: ecosystem optimize "
+                         f"--search derivative-free)")
+    pol = study.policy
+    try:
+        policy.make_problem(scenario.build(mode="population"), pol["budget"], pol["objective"],
+                            max_ratio=pol["max_ratio"], absorb=pol["absorb"])
+    except AnalysisError as err:
+        raise StudyError(f"{where}: {err}") from None
 
 
 def parse(data: dict, path: str | Path) -> Study:
@@ -138,6 +166,7 @@ def parse(data: dict, path: str | Path) -> Study:
         top.fail(str(err), "scenario")
     seeds = _seeds(top)
     analysis = top.flag("analysis", False)
+    policy = _policy(top) if "policy" in top.data else None
 
     fixed = _flat(top.sub("set"), leaf=lambda v: not isinstance(v, dict))
     grid = _flat(top.sub("grid"), leaf=lambda v: not isinstance(v, dict))
@@ -203,7 +232,8 @@ def parse(data: dict, path: str | Path) -> Study:
         top.fail("two settings are identical (a repeated variant or random draw)", "grid")
     axis_names = [a for a, _ in axes if a != "random"] + list(random_keys)
     study = Study(name=name, description=description, path=origin, scenario_path=str(scenario_path),
-                  base=base, fixed=fixed, settings=settings, seeds=seeds, analysis=analysis, axes=axis_names)
+                  base=base, fixed=fixed, settings=settings, seeds=seeds, analysis=analysis, axes=axis_names,
+                  policy=policy)
     return study
 
 
@@ -226,6 +256,21 @@ def _scenario_path(top: Section, path: Path) -> Path:
         return resolve(top.text("scenario"), base=path.parent)
     except UsageError as err:
         top.fail(str(err), "scenario")
+
+
+def _policy(top: Section) -> dict[str, Any]:
+    """The ``[policy]`` table: ``budget`` (>= 0), ``objective`` (``mean`` | ``min``), ``max_ratio``
+    (in (0, 1]) and ``absorb`` (what absorbs a change of a curation ratio), as ``ecosystem optimize``."""
+    from ecosystem.core.flows import ABSORB
+
+    sec = top.sub("policy")
+    if not isinstance(sec.data, dict):
+        top.fail(f"must be a table, got {show(sec.data)}", "policy")
+    sec.only(set(POLICY_KEYS))
+    return {"budget": sec.number("budget", None, lo=0),
+            "objective": sec.text("objective", "mean", ("mean", "min")),
+            "max_ratio": sec.number("max_ratio", 0.9, lo=0, hi=1, strict_lo=True),
+            "absorb": sec.text("absorb", "proportional", tuple(ABSORB))}
 
 
 def _seeds(top: Section) -> list[int]:

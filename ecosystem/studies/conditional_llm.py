@@ -33,11 +33,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import t as t_dist
 
 from ecosystem import analysis
 from ecosystem.formats import figures
 from ecosystem.formats.scenario import parse
+from ecosystem.studies.intervals import t_half_width
 
 plt = figures.plt
 
@@ -176,7 +176,7 @@ def sampled_trajectories(name: str, share: float, sample_size: int, seeds: list[
 def interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over the first axis (the ``S`` seeds) and the half-width of its 95% interval
     (Student's t with ``S - 1`` degrees of freedom: ``t sd / sqrt(S)``)."""
-    return values.mean(axis=0), t_dist.ppf(0.975, len(values) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(values))
+    return values.mean(axis=0), t_half_width(values)
 
 
 def _per_model(base: np.ndarray, more: np.ndarray, base_ci=None, more_ci=None, change_ci=None) -> dict:

@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from ecosystem import analysis
 from ecosystem.core import metrics
 from ecosystem.formats import figures
 from ecosystem.formats.scenario import parse
+from ecosystem.studies.intervals import t_half_width
 
 plt = figures.plt
 
@@ -107,7 +107,7 @@ def _processes(jobs: int) -> int:
 def _interval(values: np.ndarray) -> tuple[float, float]:
     """Mean of ``values`` ``(S,)`` and the half-width of its 95% t interval (NaN for one value)."""
     s = len(values)
-    half = stats.t.ppf(0.975, s - 1) * values.std(ddof=1) / np.sqrt(s) if s > 1 else float("nan")
+    half = t_half_width(values) if s > 1 else float("nan")
     return float(values.mean()), float(half)
 
 
@@ -211,8 +211,7 @@ def _trajectories_figure(out: Path, data: Mapping[str, np.ndarray]) -> None:
         ax.axvspan(last - int(data["averaged"]) + 0.5, last, color="0.92", lw=0)
         for paths, share, style in zip(runs, data["shares"], ("-", "--"), strict=True):
             mean = paths.mean(axis=0)
-            half = (stats.t.ppf(0.975, len(paths) - 1) * paths.std(axis=0, ddof=1) / np.sqrt(len(paths))
-                    if len(paths) > 1 else np.zeros_like(mean))
+            half = t_half_width(paths) if len(paths) > 1 else np.zeros_like(mean)
             for k, symbol in enumerate((r"$J_p$", r"$J_q$")):
                 ax.plot(rounds, mean[:, k], ls=style, color=figures.COLOURS[k],
                         label=f"{symbol}, share {share}")

@@ -134,7 +134,7 @@ def policy_table(runs: pd.DataFrame, keys: list[str], unique: bool = False) -> p
     graph instances) ``price_low`` .. ``price_high`` (equal for one run or identical runs), its
     ``price_min`` and ``price_max``, and ``curate_less``: the models the optimum asks to curate
     less than alone, with how many of the runs ask it (``m1 3/3``)."""
-    from scipy import stats
+    from ecosystem.studies.intervals import t_half_width
 
     keys = list(dict.fromkeys(keys)) if unique else keys
     done = runs[(runs["status"] == "done") & runs["policy_price_of_siloing"].notna()].copy()
@@ -146,8 +146,7 @@ def policy_table(runs: pd.DataFrame, keys: list[str], unique: bool = False) -> p
     for values, group in done.groupby(keys, sort=False):
         price = group["policy_price_of_siloing"].to_numpy(dtype=float)
         n = price.size
-        half = (float(stats.t.ppf(0.975, n - 1) * price.std(ddof=1) / np.sqrt(n))
-                if n > 1 and price.std() > 0 else 0.0)
+        half = float(t_half_width(price)) if n > 1 and price.std() > 0 else 0.0
         counts: dict[str, int] = {}
         for text in group["policy_curate_less"].fillna(""):
             for m in filter(None, str(text).split(",")):

@@ -1,0 +1,14 @@
+"""The 95% Student-t interval of a mean over replicates (seeds, runs), as the studies report it."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def t_half_width(values: np.ndarray) -> np.ndarray | float:
+    """Half-width of the 95% interval of the mean over the first axis of ``values`` ``(S, ...)``:
+    ``t_{0.975, S-1} sd / sqrt(S)`` (``sd`` with ``ddof = 1``); shape ``values.shape[1:]``
+    (NaN for ``S = 1``: callers say what one replicate gives)."""
+    s = len(values)
+    return stats.t.ppf(0.975, s - 1) * values.std(axis=0, ddof=1) / np.sqrt(s)

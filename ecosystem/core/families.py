@@ -185,8 +185,57 @@ _QMC_NODES: dict[tuple[int, int], np.ndarray] = {}
 """Gaussian quadrature nodes by ``(dim, quadrature_points)`` (:attr:`Gaussian._nodes`)."""
 
 
+_UNSCALED = (1e-140, 1e140)
+"""Largest entries for which LAPACK's ``dsyevd`` does not rescale a matrix (its bounds are about
+1e-146 and 1e146): a diagonal matrix outside them goes to LAPACK itself."""
+
+
+def _diagonal_spectrum(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``np.linalg.eigh``'s eigenvalues ``(V, d)`` and the order of the axes they belong to
+    ``(V, d)`` when every matrix of ``cov`` ``(V, d, d)`` is exactly diagonal; None otherwise.
+
+    LAPACK's reduction to tridiagonal form leaves a diagonal matrix as it is (every Householder
+    reflector is the identity), so its eigenvalues are the diagonal itself, its eigenvectors the
+    identity's columns, ordered by the selection sort that ends ``dsteqr``/``dstedc``: position
+    ``i`` takes the first smallest entry of ``i..d-1`` and swaps it with entry ``i`` (so ties are
+    not in their stable order). The same bits without the call (tests/test_diagonal_eigh.py
+    checks them against it)."""
+    v, d = cov.shape[0], cov.shape[-1]
+    diag = np.einsum("vii->vi", cov)
+    if v == 0 or np.count_nonzero(cov) > np.count_nonzero(diag) or not np.isfinite(diag).all():
+        return None
+    top = np.abs(diag).max(axis=1)
+    if ((top > 0) & (top < _UNSCALED[0]) | (top > _UNSCALED[1])).any():
+        return None
+    vals, axes = diag.copy(), np.empty((v, d), dtype=np.int64)
+    axes[:] = np.arange(d)
+    flat_vals, flat_axes, start = vals.reshape(-1), axes.reshape(-1), np.arange(0, v * d, d)
+    for i in range(d - 1):               # swap entry i with the first smallest of i..d-1, all rows at once
+        k = vals[:, i:].argmin(axis=1)
+        k += start + i                   # its flat index
+        smallest = flat_vals[k]
+        flat_vals[k] = vals[:, i]
+        vals[:, i] = smallest
+        axis = flat_axes[k]
+        flat_axes[k] = axes[:, i]
+        axes[:, i] = axis
+    return vals, axes
+
+
+def _eigh(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.linalg.eigh(cov)`` for symmetric ``cov`` ``(V, d, d)``, bit for bit, without LAPACK
+    when every matrix is exactly diagonal (:func:`_diagonal_spectrum`)."""
+    spectrum = _diagonal_spectrum(cov)
+    if spectrum is None:
+        return np.linalg.eigh(cov)
+    vals, axes = spectrum
+    vecs = np.zeros(cov.shape)
+    vecs[np.arange(len(cov))[:, None], axes, np.arange(cov.shape[-1])] = 1.0
+    return vals, vecs
+
+
 def _sqrtm(cov: np.ndarray) -> np.ndarray:
-    vals, vecs = np.linalg.eigh(cov)
+    vals, vecs = _eigh(cov)
     return (vecs * np.sqrt(np.clip(vals, 0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
 
 
@@ -363,9 +412,13 @@ class Gaussian:
     # -- moments <-> parameters
     def moments(self, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
         """Rows ``[mean, cov + mean mean^T]`` from ``mean`` ``(V, d)`` and ``cov`` ``(V, d, d)``."""
-        mean = np.atleast_2d(mean)
-        second = np.asarray(cov).reshape(-1, self.dim, self.dim) + mean[:, :, None] * mean[:, None, :]
-        return np.concatenate([mean, second.reshape(len(mean), -1)], axis=1)
+        mean, d = np.atleast_2d(mean), self.dim
+        out = np.empty((len(mean), d + d * d))
+        out[:, :d] = mean
+        second = out[:, d:].reshape(-1, d, d)
+        np.multiply(mean[:, :, None], mean[:, None, :], out=second)
+        second += np.asarray(cov).reshape(-1, d, d)      # cov + mean mean^T
+        return out
 
     def mean_cov(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``mean`` ``(V, d)`` and covariance ``(V, d, d)`` of moment rows ``(V, k)``."""
@@ -373,7 +426,8 @@ class Gaussian:
         mean = rows[:, :d]
         outer = mean[:, :, None] * mean[:, None, :]
         raw = np.subtract(rows[:, d:].reshape(-1, d, d), outer, out=outer)   # E x x^T - mu mu^T
-        cov = 0.5 * (raw + np.swapaxes(raw, 1, 2))                         # symmetrised
+        cov = raw + np.swapaxes(raw, 1, 2)                                 # symmetrised
+        cov *= 0.5
         # a collapsed model (variance below ~1e-16 mean^2) loses its variance to cancellation
         diag = np.einsum("vii->vi", cov)
         np.maximum(diag, 0.0, out=diag)
@@ -392,7 +446,7 @@ class Gaussian:
         if self.covariance == "diag":
             cov = cov * np.eye(self.dim)
         else:
-            vals, vecs = np.linalg.eigh(cov)
+            vals, vecs = _eigh(cov)
             bad = vals[:, 0] < 0                  # cancellation left it indefinite: project to PSD
             if bad.any():
                 cov[bad] = (vecs[bad] * np.clip(vals[bad], 0, None)[:, None, :]) @ np.swapaxes(vecs[bad], 1, 2)
@@ -451,8 +505,22 @@ class Gaussian:
 
     def _roots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, cov = self.mean_cov(rows)
-        vals, vecs = np.linalg.eigh(cov)
+        vals, vecs = _eigh(cov)
         return mean, vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]
+
+    def _draw_roots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
+        """What a draw from ``rows`` ``(V, k)`` needs: ``(mean, root, None)`` with the square roots
+        ``(V, d, d)`` of :meth:`_roots`, or, when every covariance is exactly diagonal,
+        ``(mean, None, (picks, scale))``: the root is then the identity's columns in the order of
+        :func:`_diagonal_spectrum`, scaled, so ``z @ root.T`` has in axis ``i`` the single product
+        ``z[picks[i]] * scale[i]`` (``picks``, ``scale`` ``(V, d)``): the same bits, without it."""
+        mean, cov = self.mean_cov(rows)
+        spectrum = _diagonal_spectrum(cov)
+        if spectrum is None:
+            vals, vecs = np.linalg.eigh(cov)
+            return mean, vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :], None
+        picks = np.argsort(spectrum[1], axis=1)
+        return mean, None, (picks, np.sqrt(np.clip(np.einsum("vii->vi", cov), 0.0, None)))
 
     def judges(self, curator: Curator) -> Judges:
         """Handles: the rewards themselves (evaluated at points)."""
@@ -549,21 +617,33 @@ class Gaussian:
     def sample(self, rows: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One point ``(d,)`` per entry of ``which``; returns ``(m, d)``. Square roots are
         taken only of the rows drawn from."""
-        return self._sample(rows, lambda used: self._roots(rows[used]), which, rng)
+        return self._sample(rows, lambda used: self._draw_roots(rows[used]), which, rng)
 
     def sampler(self, rows: np.ndarray):
         """``sample(rows, ., .)`` as a function ``(which, rng) -> samples`` that takes each row's
         square root once, however many calls draw from it (the same numbers as :meth:`sample`:
-        every root is that row's own ``eigh``). For rows that stay unchanged while it is used."""
-        have = np.zeros(len(rows), dtype=bool)
-        means, roots = np.empty((len(rows), self.dim)), np.empty((len(rows), self.dim, self.dim))
+        every root is that row's own). For rows that stay unchanged while it is used."""
+        v, d = len(rows), self.dim
+        kind = np.zeros(v, dtype=np.int8)                 # 0 not yet taken, 1 a root, 2 diagonal
+        means, picks, scales = np.empty((v, d)), np.empty((v, d), dtype=np.int64), np.empty((v, d))
+        roots = None
 
-        def roots_of(used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            new = used[~have[used]]
+        def roots_of(used: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
+            nonlocal roots
+            new = used[kind[used] == 0]
             if new.size:
-                means[new], roots[new] = self._roots(rows[new])
-                have[new] = True
-            return means[used], roots[used]
+                means[new], root, diagonal = self._draw_roots(rows[new])
+                if diagonal is None:
+                    if roots is None:
+                        roots = np.empty((v, d, d))
+                    roots[new], kind[new] = root, 1
+                else:
+                    (picks[new], scales[new]), kind[new] = diagonal, 2
+            if (kind[used] == 2).all():
+                return means[used], None, (picks[used], scales[used])
+            if (kind[used] == 1).all():
+                return means[used], roots[used], None
+            return self._draw_roots(rows[used])          # some of each: this draw's rows alone
 
         return lambda which, rng: self._sample(rows, roots_of, which, rng)
 
@@ -572,13 +652,23 @@ class Gaussian:
         if which.size == 0:
             return z
         runs = np.r_[0, np.flatnonzero(which[1:] != which[:-1]) + 1, which.size]
+        used, slot = np.unique(which[runs[:-1]], return_inverse=True)
+        mean, root, diagonal = roots_of(used)
+        if diagonal is not None:                                     # one product per entry
+            picks, scale = diagonal
+            each = np.repeat(slot, np.diff(runs))
+            flat = picks.take(each, axis=0)
+            flat += np.arange(0, z.size, self.dim)[:, None]
+            x = z.reshape(-1).take(flat)
+            x *= scale.take(each, axis=0)
+            x += (mean + 0.0).take(each, axis=0)   # a product's sum starts from +0: (-0) + (-0) is +0 there
+            return x
         order = _run_order(which, runs, len(rows), rng)
         in_place = order is None
         if not in_place:
             which, z = which[order], z[order]
             runs = np.r_[0, np.flatnonzero(np.diff(which)) + 1, which.size]
-        used, slot = np.unique(which[runs[:-1]], return_inverse=True)
-        mean, root = roots_of(used)
+            slot = np.searchsorted(used, which[runs[:-1]])
         affine_runs(z, runs[:-1], np.diff(runs), root, mean, slot)   # one matrix product per run
         if in_place:
             return z
@@ -588,8 +678,10 @@ class Gaussian:
 
     def empirical(self, samples: np.ndarray, owner: np.ndarray, n_owners: int,
                   weights: np.ndarray | None = None) -> np.ndarray:
-        """Summed statistics ``[sum w x, sum w x x^T]`` per owner, ``(n_owners, k)``."""
+        """Summed statistics ``[sum w x, sum w x x^T]`` per owner, ``(n_owners, k)``; with a fixed
+        covariance only ``sum w x`` (the rest zero): its fit reads nothing else."""
         w = np.ones(len(samples)) if weights is None else np.asarray(weights, dtype=float)
+        second = self.covariance != "fixed"
         if np.any(owner[1:] < owner[:-1]):
             order = np.argsort(owner, kind="stable")
             samples, owner, w = samples[order], owner[order], w[order]
@@ -601,12 +693,14 @@ class Gaussian:
                 a = bounds[owners[0]]
                 x, wo = samples[a:a + size], w[a:a + size]
                 out[owners[0], :d] = wo @ x
-                out[owners[0], d:] = (x.T @ (wo[:, None] * x)).ravel()
+                if second:
+                    out[owners[0], d:] = (x.T @ (wo[:, None] * x)).ravel()
                 continue
             take = bounds[owners][:, None] + np.arange(size)
             x, wo = samples[take], w[take]
             out[owners, :d] = np.matmul(wo[:, None, :], x)[:, 0]
-            out[owners, d:] = np.matmul(x.transpose(0, 2, 1), wo[:, :, None] * x).reshape(len(owners), -1)
+            if second:
+                out[owners, d:] = np.matmul(x.transpose(0, 2, 1), wo[:, :, None] * x).reshape(len(owners), -1)
         return out
 
     def normalise(self, stats: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -68,6 +68,12 @@ class Quadratic(Reward):
         d = x - self.center
         return x @ self.g - 0.5 * self.eta * np.einsum("ij,ij->i", d, d)
 
+    def alone(self, x: np.ndarray) -> np.ndarray:
+        """``r`` of each row of ``x`` ``(V, d)`` bit for bit as called on that row alone, ``(V,)``:
+        one stacked product of ``(1, d)`` rows (a product of all rows at once rounds differently)."""
+        d = x - self.center
+        return np.matmul(x[:, None, :], self.g)[:, 0] - 0.5 * self.eta * np.einsum("ij,ij->i", d, d)
+
     def quadratic_form(self) -> tuple[np.ndarray, np.ndarray]:
         d = self.g.size
         return self.g + self.eta * self.center, self.eta * np.eye(d)

@@ -93,9 +93,14 @@ def mechanism_scenario(ref: dict, t: float, lam: float, n: int | None = None, re
 
 def _paper_j(model, rows: np.ndarray) -> np.ndarray:
     """The paper's alignment ``(N,)``: each model's reward at its mean, ``J(theta) = g.theta -
-    eta/2 |theta|^2``, one row at a time (a batched product would change the last bits)."""
-    mean = rows[:, :model.family.dim]
-    return np.array([r(m[None])[0] for r, m in zip(model.eval_rewards, mean, strict=True)])
+    eta/2 |theta|^2``, each row's as alone (:meth:`~ecosystem.core.rewards.Quadratic.alone`;
+    a batched product would change the last bits)."""
+    mean, out = rows[:, :model.family.dim], np.empty(len(rows))
+    rewards = model.eval_rewards
+    for reward in {id(r): r for r in rewards}.values():
+        mine = np.array([r is reward for r in rewards])
+        out[mine] = reward.alone(mean[mine])
+    return out
 
 
 def _exact(ref: dict, t: float, lam: float) -> tuple:

@@ -27,6 +27,7 @@ FULL = {
     "w2": {"size": {"n": 200, "dim": 8, "samples": 2000}, "steps": 20, "naive_steps": 10},
     "w3": {"runs": 48, "n": 50, "steps": 200, "workers": 2},
     "w5": {"size": {"n": 20, "dim": 4, "samples": 64}, "steps": 1000, "naive_steps": 200},
+    "w6": {"seeds": 16, "steps": 100, "batch": 8},
     "reproduce": {"quick": False},
     "scale": {"big": {"n": 10_000, "outcomes": 1000}, "big_steps": 100, "steps": 10,
               "base": {"n": 1000, "outcomes": 256, "m": 3},
@@ -43,6 +44,7 @@ QUICK = {
     "w2": {"size": {"n": 20, "dim": 4, "samples": 200}, "steps": 5, "naive_steps": 5},
     "w3": {"runs": 4, "n": 10, "steps": 20, "workers": 2},
     "w5": {"size": {"n": 20, "dim": 4, "samples": 64}, "steps": 50, "naive_steps": 10},
+    "w6": {"seeds": 4, "steps": 10, "batch": 2},
     "reproduce": {"quick": True},
     "scale": {"big": {"n": 500, "outcomes": 128}, "big_steps": 5, "steps": 3,
               "base": {"n": 200, "outcomes": 64, "m": 2},
@@ -144,6 +146,47 @@ def w5(cfg: dict, reps: int) -> dict[str, Any]:
     res = workload("w5", cfg, reps, shared_bases=False)
     res["rounds_per_s"] = cfg["steps"] / res["median_s"]
     res["overhead_share"] = 1.0 - 1.0 / res["ratio_to_floor"]
+    return res
+
+
+W6_STUDIES = {"gaussian_tilt": ("gaussian.toml", {"topology.curator.rule": "tilt"}), "ring": ("ring.toml", {})}
+"""W6's ecosystems: shipped scenarios in sample mode (the gaussian one curated by exact tilts)."""
+
+
+def w6(cfg: dict, reps: int) -> dict[str, Any]:
+    """W6: a sample-mode study's seeds, run each alone (``ecosystem sweep``) and as replicate
+    batches (``ecosystem sweep --batch``), serially in this process, for each ecosystem of
+    :data:`W6_STUDIES`: seconds, speedup of the batches; the results are checked equal."""
+    import tempfile
+
+    from ecosystem.formats import study as study_mod
+    from ecosystem.studies import sweep
+
+    res: dict[str, Any] = {"seeds": cfg["seeds"], "steps": cfg["steps"], "batch": cfg["batch"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, (scenario, overrides) in W6_STUDIES.items():
+            sets = "".join(f'"{k}" = "{v}"\n' for k, v in overrides.items())
+            path = Path(tmp) / f"{label}.toml"
+            path.write_text(f'name = "w6"\nscenario = "{REPO / "scenarios" / scenario}"\n'
+                            f'seeds = {{ start = 0, count = {cfg["seeds"]} }}\n[set]\nmode = "sample"\n'
+                            f'steps = {cfg["steps"]}\n{sets}')
+            study = study_mod.load(path)
+            tasks = [sweep.make_task(study, setting, seed) for setting, seed in study.runs()]
+            size = cfg["batch"]
+            times: dict[str, list[float]] = {"alone": [], "batched": []}
+            for _ in range(reps):   # interleaved
+                start = time.perf_counter()
+                alone = [sweep.run_task(t) for t in tasks]
+                times["alone"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                batched = [r for i in range(0, len(tasks), size) for r in sweep.run_tasks(tasks[i:i + size])]
+                times["batched"].append(time.perf_counter() - start)
+                if any(a["status"] != "done" or (a["rounds"], a["models"]) != (b["rounds"], b["models"])
+                       for a, b in zip(alone, batched, strict=True)):
+                    raise RuntimeError(f"w6 {label}: batched runs differ from separate runs")
+            res[f"{label}_alone_s"] = statistics.median(times["alone"])
+            res[f"{label}_batched_s"] = statistics.median(times["batched"])
+            res[f"{label}_speedup"] = res[f"{label}_alone_s"] / res[f"{label}_batched_s"]
     return res
 
 
@@ -285,13 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, one repetition (a smoke run for CI)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of one figure per line")
-    p.add_argument("--only", default=None, help="comma-separated subset of w1,w2,w3,w4,w5,reproduce,scale,memory "
+    p.add_argument("--only", default=None, help="comma-separated subset of w1,w2,w3,w4,w5,w6,reproduce,scale,memory "
                    "(default: all; with --quick all but memory, which starts a process per family)")
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     global IN_PROCESS
     IN_PROCESS = args.quick
-    every = "w1,w2,w3,w4,w5,reproduce,scale"
+    every = "w1,w2,w3,w4,w5,w6,reproduce,scale"
     only = set((args.only or (every if args.quick else f"{every},memory")).split(","))
     start = time.perf_counter()
     results: dict[str, Any] = {"quick": args.quick, "machine": machine()}
@@ -305,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         results["w4"] = w4(args.quick)
     if "w5" in only:
         results["w5"] = w5(cfg["w5"], cfg["reps"])
+    if "w6" in only:
+        results["w6"] = w6(cfg["w6"], cfg["reps"])
     if "reproduce" in only:
         results["reproduce"] = reproduce(cfg["reproduce"], cfg["reps"])
     if "scale" in only:

@@ -21,6 +21,7 @@ def test_quick_benchmark_prints_the_figures_as_json():
                           "w2": ("speedup_vs_naive", "ratio_to_floor", "floor_speedup_vs_naive"),
                           "w4": ("ratio_to_bare", "speedup_two_cores", "engine_s_per_round", "bare_s_per_round"),
                           "w5": ("rounds_per_s", "overhead_share", "ratio_to_floor"),
+                          "w6": ("gaussian_tilt_speedup", "ring_speedup", "ring_alone_s"),
                           "reproduce": ("gaussian_mechanism_cpu_s", "script_cpu_s", "ratio_to_script"),
                           "w3": ("speedup_process", "speedup_dask", "efficiency_process", "efficiency_dask"),
                           "scale": ("seconds", "peak_rss_mb", "table"),
@@ -32,6 +33,8 @@ def test_quick_benchmark_prints_the_figures_as_json():
     w5 = out["w5"]
     assert w5["ratio_to_floor"] > 0 and w5["overhead_share"] == 1.0 - 1.0 / w5["ratio_to_floor"]
     assert out["reproduce"]["gaussian_mechanism_cpu_s"] > 0
+    w6 = out["w6"]
+    assert w6["ring_speedup"] == w6["ring_alone_s"] / w6["ring_batched_s"]
 
 
 def test_baselines_compute_the_engines_numbers():

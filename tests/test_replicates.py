@@ -102,6 +102,28 @@ def test_a_synced_member_goes_on_as_its_own_run():
     assert np.array_equal(_bits(member.state), _bits(alone.state))
 
 
+@pytest.mark.parametrize(("name", "overrides"), [
+    ("gaussian", {"mode": "sample"}),
+    ("ring", {"mode": "sample", "topology.n": 5}),
+])
+def test_stepped_members_measure_and_collect_as_their_separate_runs(name, overrides):
+    scenario = load(name, overrides)
+    batch = ReplicateBatch.of(scenario, [2, 9])
+    for _ in range(4):
+        batch.step()
+    for seed, member in zip((2, 9), batch.members, strict=True):
+        alone = scenario.build(seed=seed)
+        alone.run(4)
+        assert member.steps == alone.steps == 4
+        assert member.ecosystem_frame().equals(alone.ecosystem_frame())
+        assert member.agents_frame().equals(alone.agents_frame())
+        assert member.cross_alignment_frame().equals(alone.cross_alignment_frame())
+        member.step()                                  # and it goes on alone as its run does
+        alone.step()
+        assert np.array_equal(_bits(member.state), _bits(alone.state))
+    assert not batch.members[0].ecosystem_frame().equals(batch.members[1].ecosystem_frame())
+
+
 def test_split_draws_choose_runs_per_block():
     """Block 0's slots come in more runs than 4 per row (its own draw sorts them), block 1's do not."""
     fam = Gaussian(3)

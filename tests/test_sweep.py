@@ -66,6 +66,43 @@ def test_serial_process_pool_and_dask_give_identical_numbers(tmp_path):
         assert serial[t].equals(dask[t]), t
 
 
+def test_seeds_run_as_replicate_batches_store_the_numbers_of_separate_runs(tmp_path):
+    s = small_study(tmp_path, seeds="[0, 1, 2]")
+    assert sweep_into(s, tmp_path / "one.sqlite", workers=1)["done"] == 12
+    store = Store(tmp_path / "batched.sqlite")
+    try:
+        with sweep.executor(workers=1) as pool:
+            counts = sweep.execute(s, store, pool, window=2, batch=2)
+        runs = store.runs()
+    finally:
+        store.close()
+    assert counts == {"total": 12, "skipped": 0, "done": 12, "failed": 0}
+    one, batched = tables(tmp_path / "one.sqlite"), tables(tmp_path / "batched.sqlite")
+    for t in TABLES:
+        assert one[t].equals(batched[t]), t
+    # the sample-mode settings ran as batches (seeds 0 and 1 share their start), population ones alone
+    sample = runs[runs["mode"] == "sample"].sort_values("seed")
+    assert sample.groupby("topology")["started"].apply(lambda st: st.iloc[0] == st.iloc[1]).all()
+    population = runs[runs["mode"] == "population"].sort_values("seed")
+    assert not population.groupby("topology")["started"].apply(lambda st: st.iloc[0] == st.iloc[1]).any()
+
+
+def test_a_batch_that_fails_runs_each_task_alone(tmp_path, monkeypatch):
+    s = small_study(tmp_path, seeds="[0, 1]")
+    tasks = [sweep.make_task(s, s.settings[1], seed) for seed in (0, 1)]
+    assert tasks[0]["scenario"]["mode"] == "sample"
+    want = [sweep.run_task(t) for t in tasks]
+
+    def broken(self):
+        raise FloatingPointError("injected")
+    from ecosystem.core.replicates import ReplicateBatch
+    monkeypatch.setattr(ReplicateBatch, "step", broken)
+    got = sweep.run_tasks(tasks)
+    assert [r["status"] for r in got] == ["done", "done"]
+    for a, b in zip(got, want, strict=True):
+        assert a["rounds"] == b["rounds"] and a["summary"] == b["summary"] and a["started"] != want[0]["started"]
+
+
 def _fail_on_er_sample(task):
     """A worker function with an injected fault: the er/sample setting raises."""
     if task["scenario"]["topology"]["kind"] == "erdos_renyi" and task["scenario"]["mode"] == "sample":
@@ -165,3 +202,17 @@ def test_dask_option_without_dask_installed_is_a_one_line_error(tmp_path, monkey
     err = done.err.strip().splitlines()
     assert err == ['error: --dask needs Dask distributed, which is not installed: pip install -e ".[dask]"']
     assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_batch_option_runs_the_sweep_and_refuses_less_than_one(tmp_path, cli):
+    s = small_study(tmp_path)
+    done = cli("sweep", s.path, "--batch", "0", "--db", tmp_path / "x.sqlite")
+    assert done.status == 2
+    assert done.err.strip().splitlines() == ["error: --batch must be >= 1, got 0"]
+    assert not (tmp_path / "x.sqlite").exists()
+    done = cli("sweep", s.path, "--batch", "2", "--quiet", "--db", tmp_path / "b.sqlite")
+    assert done.status == 0
+    sweep_into(s, tmp_path / "one.sqlite", workers=1)
+    one, batched = tables(tmp_path / "one.sqlite"), tables(tmp_path / "b.sqlite")
+    for t in TABLES:
+        assert one[t].equals(batched[t]), t

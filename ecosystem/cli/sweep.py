@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1: serial)")
     p.add_argument("--dask", metavar="ADDRESS", help="run on Dask: a scheduler address tcp://host:8786, "
                    "or 'local' for a LocalCluster of --workers processes")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="run up to N seeds of a setting as one replicate batch (sample mode, no events: "
+                        "the same numbers, faster for small ecosystems; default 1)")
     p.add_argument("--db", type=Path, help="results database (default: results/<study name>/study.sqlite)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_allow_outside_paths(p)
@@ -38,6 +41,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be >= 1, got {args.batch}")
     if args.dask is not None:
         try:
             import distributed  # noqa: F401
@@ -62,7 +67,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 # runs in flight: 2 per worker keeps workers busy; serially, 1 (stored as soon as it ends)
                 window = 2 * max(args.workers, _dask_workers(pool)) if args.dask else (
                     2 * args.workers if args.workers > 1 else 1)
-                counts = execute(study, store, pool, window=window, progress=not args.quiet)
+                counts = execute(study, store, pool, window=window, progress=not args.quiet, batch=args.batch)
         except KeyboardInterrupt:
             print(f"error: interrupted; {store.count('done')} finished runs are stored in {db}; "
                   "run the same command again to resume", file=sys.stderr)

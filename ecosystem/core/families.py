@@ -23,7 +23,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy.special import xlogy
-from scipy.stats import norm, qmc
 
 from ecosystem.core.curation import Curator
 from ecosystem.core.rewards import Reward, Tabular
@@ -400,6 +399,8 @@ class Gaussian:
         key = (self.dim, self.quadrature_points)
         nodes = _QMC_NODES.get(key)
         if nodes is None:
+            from scipy.stats import norm, qmc  # here: scipy.stats takes most of a second to import
+
             u = qmc.Sobol(self.dim, scramble=False).random(self.quadrature_points)
             nodes = _QMC_NODES[key] = norm.ppf((u + 0.5 / self.quadrature_points) % 1.0)
             nodes.flags.writeable = False

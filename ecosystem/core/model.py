@@ -90,6 +90,7 @@ class EcosystemModel(Model):
         self.builder = builder
         self.kernel = rounds.RoundKernel(graph, family)
         self.round_state = rounds.RoundState.start(self._fresh_rows(self.kernel.models))
+        self._handed: rounds.RoundState | None = None   # the next round, computed by a replicate batch
         sources = flows.nodes_of(graph, "source")
         self._reference_source = reference if reference is not None else (sources[0] if sources else None)
         self._set_reference()
@@ -251,11 +252,12 @@ class EcosystemModel(Model):
 
     # ------------------------------------------------------------------ dynamics
     def step(self) -> None:
-        """One retraining round (:func:`ecosystem.core.rounds.advance`); then measure and collect."""
-        old = self.state
+        """One retraining round (:func:`ecosystem.core.rounds.advance`, or the round a
+        :class:`~ecosystem.core.replicates.ReplicateBatch` computed for this model); then measure and collect."""
+        old, handed, self._handed = self.state, self._handed, None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            self.round_state = rounds.advance(self.kernel, self.round_state, mode=self.mode, order=self.order,
-                                              rng=self.rng)
+            self.round_state = handed if handed is not None else rounds.advance(
+                self.kernel, self.round_state, mode=self.mode, order=self.order, rng=self.rng)
             self._check_finite()
             self._measure(old)
         self._collect()

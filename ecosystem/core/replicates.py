@@ -48,11 +48,11 @@ class ReplicateBatch:
     Each :meth:`advance` is one round of every member: member ``i``'s rows afterwards
     (:meth:`rows`, :meth:`state`) are bit for bit what ``rounds.advance(member.kernel,
     member.round_state, mode="sample", order="synchronous", rng=member.rng)`` gives, and its
-    generator is left where that run leaves it. The members themselves are not changed until
-    :meth:`sync` hands them their states (their metrics and collected data are not updated:
-    the batch measures nothing). Raises ``ValueError`` for what a batch does not run (see the
-    module docstring) and :class:`~ecosystem.errors.NumericalError` when a member's moments
-    leave the finite floats.
+    generator is left where that run leaves it. :meth:`advance` leaves the members themselves as
+    they are until :meth:`sync` hands them their states (it measures nothing); :meth:`step` hands
+    every member its round, which it measures and collects as its own ``step()``. Raises
+    ``ValueError`` for what a batch does not run (see the module docstring) and
+    :class:`~ecosystem.errors.NumericalError` when a member's moments leave the finite floats.
     """
 
     def __init__(self, members: Sequence[EcosystemModel], max_nodes: int = 1024) -> None:
@@ -93,6 +93,16 @@ class ReplicateBatch:
                                          f"{member.kernel.models[row - part.bounds[j]]!r} of member {part.first + j} "
                                          "are not finite (an overflow: the inputs' scales are too far apart)")
             self.rounds += 1
+
+    def step(self) -> None:
+        """One round of every member, which each member then takes as its own ``step()``: Mesa's
+        step counter, metrics and data collection as in a separate run (the same frames), with the
+        rounds' arithmetic done for all members at once. A member stepped alone afterwards goes
+        on from its own state; the batch does not follow it."""
+        self.advance()
+        for i, member in enumerate(self.members):
+            member._handed = self.state(i)
+            member.step()
 
     def rows(self, i: int) -> np.ndarray:
         """Member ``i``'s model rows ``(N_i, k)``, in its kernel's model order (a view)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtrit
 
 
 def t_half_width(values: np.ndarray) -> np.ndarray | float:
@@ -11,4 +11,4 @@ def t_half_width(values: np.ndarray) -> np.ndarray | float:
     ``t_{0.975, S-1} sd / sqrt(S)`` (``sd`` with ``ddof = 1``); shape ``values.shape[1:]``
     (NaN for ``S = 1``: callers say what one replicate gives)."""
     s = len(values)
-    return stats.t.ppf(0.975, s - 1) * values.std(axis=0, ddof=1) / np.sqrt(s)
+    return stdtrit(s - 1, 0.975) * values.std(axis=0, ddof=1) / np.sqrt(s)   # t.ppf's own quantile

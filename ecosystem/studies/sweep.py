@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 from ecosystem.core.model import ECOSYSTEM_COLUMNS, EcosystemModel
 from ecosystem.formats import study as study_mod
 from ecosystem.formats.files import json_number as _num
-from ecosystem.formats.scenario import parse
+from ecosystem.formats.scenario import Scenario, parse
 
 CONVERGED_CHANGE = 1e-8
 """A run has converged when ``max_change`` (relative parameter change per round) stays below this."""
@@ -66,13 +66,13 @@ def run_task(task: Task) -> Result:
     (:func:`policy_of` when the study has a ``[policy]``, ``{"error": traceback}`` if it raised, or None).
     """
     started, clock = time.time(), time.perf_counter()
-    out: Result = {"setting_id": task["setting_id"], "seed": task["seed"], "started": started,
-                   "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None,
-                   "rounds": None, "models": None, "summary": None, "analysis": None, "policy": None}
+    out = _blank(task, started)
     try:
         with _one_blas_thread():
-            _run(task, out)
-        out["status"] = "done"
+            scenario = parse(task["scenario"], origin=task.get("origin", "<study>"))
+            model = scenario.build(seed=task["seed"])
+            model.run(scenario.steps)
+            _finish(task, scenario, model, out)
     except Exception:  # a failed run is data: recorded with its traceback, the sweep goes on
         out["status"] = "failed"
         out["error"] = traceback.format_exc()
@@ -82,17 +82,54 @@ def run_task(task: Task) -> Result:
     return out
 
 
+def run_tasks(tasks: list[Task]) -> list[Result]:
+    """Run several seeds of one setting as one :class:`~ecosystem.core.replicates.ReplicateBatch`
+    when the batch runs them (sample mode, fixed graphs, the same number of rounds: see
+    :mod:`ecosystem.core.replicates`), else one by one; each result is :func:`run_task`'s for its
+    task, number for number. In a batch, ``started`` and ``finished`` are the batch's and
+    ``wall_time`` is its share (the batch's over its runs). Never raises: if the batch fails
+    (a run's moments overflow), every task is run alone, so each failure is that run's own."""
+    if len(tasks) < 2:
+        return [run_task(t) for t in tasks]
+    from ecosystem.core.replicates import ReplicateBatch
+
+    started, clock = time.time(), time.perf_counter()
+    try:
+        with _one_blas_thread():
+            scenarios = [parse(t["scenario"], origin=t.get("origin", "<study>")) for t in tasks]
+            if len({s.steps for s in scenarios}) > 1:
+                raise ValueError("the runs have different numbers of rounds")
+            batch = ReplicateBatch([s.build(seed=t["seed"]) for s, t in zip(scenarios, tasks, strict=True)])
+            for _ in range(scenarios[0].steps):
+                batch.step()
+            results = []
+            for task, scenario, model in zip(tasks, scenarios, batch.members, strict=True):
+                results.append(out := _blank(task, started))
+                _finish(task, scenario, model, out)
+    except Exception:  # not a batch (ValueError) or a run failed: each alone, as run_task does
+        return [run_task(t) for t in tasks]
+    finished, share = time.time(), (time.perf_counter() - clock) / len(tasks)
+    for out in results:
+        out.update(finished=finished, wall_time=share)
+    return results
+
+
+def _blank(task: Task, started: float) -> Result:
+    """A run's result before it has run."""
+    return {"setting_id": task["setting_id"], "seed": task["seed"], "started": started,
+            "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None,
+            "rounds": None, "models": None, "summary": None, "analysis": None, "policy": None}
+
+
 def _one_blas_thread():
     """BLAS limited to one thread: a multithreaded BLAS sums in an order that depends on its
     thread count, which would make the analysis's last digits depend on the executor."""
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _run(task: Task, out: Result) -> None:
-    scenario = parse(task["scenario"], origin=task.get("origin", "<study>"))
-    model = scenario.build(seed=task["seed"])
-    model.run(scenario.steps)
-    out.update(collect(model))
+def _finish(task: Task, scenario: Scenario, model: EcosystemModel, out: Result) -> None:
+    """A finished run's results into ``out``: what :func:`collect` reads, the analysis and the policy."""
+    out.update(collect(model), status="done")
     if task.get("analysis"):
         try:
             out["analysis"] = analyse(model)
@@ -265,13 +302,15 @@ class SerialExecutor(cf.Executor):
 
 # ---------------------------------------------------------------------------- the sweep
 def execute(study: study_mod.Study, store, pool: cf.Executor, *, task: Callable[[Task], Result] = run_task,
-            window: int = 4, progress: bool = False) -> dict[str, int]:
+            window: int = 4, progress: bool = False, batch: int = 1) -> dict[str, int]:
     """Run every unfinished (setting, seed) of ``study`` on ``pool``; store each as it finishes.
 
     Runs stored as ``done`` are skipped; failed ones are run again. At most ``window``
-    runs are in flight at once. ``task`` is the function workers call (a top-level
-    function of a task dict; :func:`run_task` unless testing). Returns counts: ``total``,
-    ``skipped`` (already done), ``done`` and ``failed`` (this sweep).
+    submissions are in flight at once. ``task`` is the function workers call (a top-level
+    function of a task dict; :func:`run_task` unless testing). ``batch`` > 1 submits up to that
+    many seeds of one setting together, to :func:`run_tasks` (a replicate batch where it runs
+    them; the same numbers). Returns counts: ``total``, ``skipped`` (already done), ``done`` and
+    ``failed`` (this sweep).
     """
     from tqdm.auto import tqdm
 
@@ -280,35 +319,50 @@ def execute(study: study_mod.Study, store, pool: cf.Executor, *, task: Callable[
     todo = [(s, seed) for s, seed in study.runs() if (s.id, seed) not in finished]
     counts = {"total": len(study.settings) * len(study.seeds), "skipped": 0, "done": 0, "failed": 0}
     counts["skipped"] = counts["total"] - len(todo)
-    pending = iter(todo)
-    running: dict[cf.Future, tuple[study_mod.Setting, int]] = {}
+    pending = iter(_groups(todo, batch))
+    running: dict[cf.Future, list[tuple[study_mod.Setting, int]]] = {}
     bar = tqdm(total=len(todo), desc=study.name, unit="run", disable=not progress, file=sys.stderr,
                dynamic_ncols=True, smoothing=0.1)
     try:
         while True:
             while len(running) < window:
-                nxt = next(pending, None)
-                if nxt is None:
+                group = next(pending, None)
+                if group is None:
                     break
-                running[pool.submit(task, make_task(study, *nxt))] = nxt
+                tasks = [make_task(study, *run) for run in group]
+                future = pool.submit(task, tasks[0]) if len(tasks) == 1 else pool.submit(run_tasks, tasks)
+                running[future] = group
             if not running:
                 break
             done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for future in done:
-                setting, seed = running.pop(future)
+                group = running.pop(future)
                 try:
-                    result = future.result()
+                    results = future.result()
+                    results = [results] if len(group) == 1 else results
                 except Exception as err:  # the worker itself died (e.g. out of memory)
                     now = time.time()
-                    result = {"setting_id": setting.id, "seed": seed, "status": "failed", "started": now,
-                              "finished": now, "wall_time": None, "worker": None,
-                              "error": "the worker function raised (or its process died):\n"
-                                       + "".join(traceback.format_exception(err))}
-                store.record(result)
-                counts[result["status"]] += 1
-                bar.update()
+                    results = [{"setting_id": setting.id, "seed": seed, "status": "failed", "started": now,
+                                "finished": now, "wall_time": None, "worker": None,
+                                "error": "the worker function raised (or its process died):\n"
+                                         + "".join(traceback.format_exception(err))} for setting, seed in group]
+                for result in results:
+                    store.record(result)
+                    counts[result["status"]] += 1
+                    bar.update()
                 if counts["failed"]:
                     bar.set_postfix(failed=counts["failed"], refresh=False)
     finally:
         bar.close()
     return counts
+
+
+def _groups(runs: list[tuple[study_mod.Setting, int]], size: int) -> list[list[tuple[study_mod.Setting, int]]]:
+    """The runs in groups of at most ``size`` seeds of one setting: each setting's first ``size``
+    seeds, setting after setting, then the next ``size``, ... (a study's runs go seed after seed
+    over all settings, so a partial sweep has seen every setting)."""
+    by_setting: dict[str, list[tuple[study_mod.Setting, int]]] = {}
+    for run in runs:
+        by_setting.setdefault(run[0].id, []).append(run)
+    chunks = [[mine[i:i + size] for i in range(0, len(mine), size)] for mine in by_setting.values()]
+    return [c[k] for k in range(max(map(len, chunks), default=0)) for c in chunks if k < len(c)]

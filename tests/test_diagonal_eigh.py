@@ -76,3 +76,17 @@ def test_a_draw_from_diagonal_covariances_is_the_product_with_the_root(seed, d, 
         z[a:b] = z[a:b] @ root[which[a]].T + root_mean[which[a]]
     assert got.tobytes() == z.tobytes()
     assert fam._draw_roots(rows)[2] is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 12), v=st.integers(1, 6))
+def test_diagonal_variances_are_mean_covs_diagonal_and_only_for_diagonal_covariances(seed, d, v):
+    rng = np.random.default_rng(seed)
+    fam = Gaussian(dim=d)
+    rows = fam.moments(rng.normal(size=(v, d)) * 3.0, _diagonal(rng, v, d, spread=True))
+    got = fam._diagonal_variances(rows)
+    cov = fam.mean_cov(rows)[1]
+    assert got is not None and got.tobytes() == np.ascontiguousarray(np.einsum("vii->vi", cov)).tobytes()
+    if d > 1:
+        full = fam.moments(rng.normal(size=(v, d)), cov + 0.1 * np.eye(d) + 0.01)   # correlated
+        assert fam._diagonal_variances(full) is None

@@ -191,7 +191,17 @@ _UNSCALED = (1e-140, 1e140)
 
 def _diagonal_spectrum(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``np.linalg.eigh``'s eigenvalues ``(V, d)`` and the order of the axes they belong to
-    ``(V, d)`` when every matrix of ``cov`` ``(V, d, d)`` is exactly diagonal; None otherwise.
+    ``(V, d)`` when every matrix of ``cov`` ``(V, d, d)`` is exactly diagonal; None otherwise
+    (:func:`_sorted_diagonal`)."""
+    diag = np.einsum("vii->vi", cov)
+    if len(cov) == 0 or np.count_nonzero(cov) > np.count_nonzero(diag):
+        return None
+    return _sorted_diagonal(diag)
+
+
+def _sorted_diagonal(diag: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The eigenvalues and their axes' order ``(V, d)`` of the diagonal matrices with diagonals
+    ``diag`` ``(V, d)``, as LAPACK gives them; None if it would rescale them or they are not finite.
 
     LAPACK's reduction to tridiagonal form leaves a diagonal matrix as it is (every Householder
     reflector is the identity), so its eigenvalues are the diagonal itself, its eigenvectors the
@@ -199,9 +209,8 @@ def _diagonal_spectrum(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     ``i`` takes the first smallest entry of ``i..d-1`` and swaps it with entry ``i`` (so ties are
     not in their stable order). The same bits without the call (tests/test_diagonal_eigh.py
     checks them against it)."""
-    v, d = cov.shape[0], cov.shape[-1]
-    diag = np.einsum("vii->vi", cov)
-    if v == 0 or np.count_nonzero(cov) > np.count_nonzero(diag) or not np.isfinite(diag).all():
+    v, d = diag.shape
+    if not np.isfinite(diag).all():
         return None
     top = np.abs(diag).max(axis=1)
     if ((top > 0) & (top < _UNSCALED[0]) | (top > _UNSCALED[1])).any():
@@ -515,13 +524,27 @@ class Gaussian:
         ``(mean, None, (picks, scale))``: the root is then the identity's columns in the order of
         :func:`_diagonal_spectrum`, scaled, so ``z @ root.T`` has in axis ``i`` the single product
         ``z[picks[i]] * scale[i]`` (``picks``, ``scale`` ``(V, d)``): the same bits, without it."""
-        mean, cov = self.mean_cov(rows)
-        spectrum = _diagonal_spectrum(cov)
+        diag = self._diagonal_variances(rows)
+        spectrum = None if diag is None else _sorted_diagonal(diag)
         if spectrum is None:
+            mean, cov = self.mean_cov(rows)
             vals, vecs = np.linalg.eigh(cov)
             return mean, vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :], None
-        picks = np.argsort(spectrum[1], axis=1)
-        return mean, None, (picks, np.sqrt(np.clip(np.einsum("vii->vi", cov), 0.0, None)))
+        return rows[:, :self.dim], None, (np.argsort(spectrum[1], axis=1), np.sqrt(np.clip(diag, 0.0, None)))
+
+    def _diagonal_variances(self, rows: np.ndarray) -> np.ndarray | None:
+        """The diagonals ``(V, d)`` of :meth:`mean_cov`'s covariances when ``E x_i x_j = mu_i mu_j``
+        exactly off the diagonal in every row (so those covariances are exactly diagonal), with
+        its bits (``E x_i^2 - mu_i^2``, floored at 0); else None. Fewer passes than ``mean_cov``."""
+        d = self.dim
+        mean, second = rows[:, :d], rows[:, d:].reshape(-1, d, d)
+        outer = mean[:, :, None] * mean[:, None, :]
+        differs = second != outer
+        np.einsum("vii->vi", differs)[:] = False
+        if differs.any():
+            return None
+        diag = np.einsum("vii->vi", second) - np.einsum("vii->vi", outer)
+        return np.maximum(diag, 0.0, out=diag)
 
     def judges(self, curator: Curator) -> Judges:
         """Handles: the rewards themselves (evaluated at points)."""
@@ -697,8 +720,13 @@ class Gaussian:
                 if second:
                     out[owners[0], d:] = (x.T @ (wo[:, None] * x)).ravel()
                 continue
-            take = bounds[owners][:, None] + np.arange(size)
-            x, wo = samples[take], w[take]
+            starts = bounds[owners]
+            if np.array_equal(starts, starts[0] + size * np.arange(len(owners))):   # side by side: a view
+                x = samples[starts[0]:starts[0] + size * len(owners)].reshape(len(owners), size, d)
+                wo = w[starts[0]:starts[0] + size * len(owners)].reshape(len(owners), size)
+            else:
+                take = starts[:, None] + np.arange(size)
+                x, wo = samples[take], w[take]
             out[owners, :d] = np.matmul(wo[:, None, :], x)[:, 0]
             if second:
                 out[owners, d:] = np.matmul(x.transpose(0, 2, 1), wo[:, :, None] * x).reshape(len(owners), -1)

@@ -538,6 +538,8 @@ class Gaussian:
         its bits (``E x_i^2 - mu_i^2``, floored at 0); else None. Fewer passes than ``mean_cov``."""
         d = self.dim
         mean, second = rows[:, :d], rows[:, d:].reshape(-1, d, d)
+        if d > 1 and (second[:, 1, 0] != mean[:, 1] * mean[:, 0]).any():   # a full covariance, mostly
+            return None
         outer = mean[:, :, None] * mean[:, None, :]
         differs = second != outer
         np.einsum("vii->vi", differs)[:] = False

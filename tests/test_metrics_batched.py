@@ -17,7 +17,7 @@ def test_evenly_spaced_models_are_a_slice():
     assert metrics._row_index([0, 1, 2]) == slice(0, 3, 1)
     assert metrics._row_index([2, 18, 34]) == slice(2, 35, 16)
     np.testing.assert_array_equal(metrics._row_index([0, 1, 3]), [0, 1, 3])
-    groups = metrics._by_reward(["a", None, "b", "a", None, "a"])
+    groups = metrics.by_reward(["a", None, "b", "a", None, "a"])
     assert [(r, i) for r, i in groups if r == "b"] == [("b", slice(2, 3, 1))]
     np.testing.assert_array_equal(dict(groups)["a"], [0, 3, 5])
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import write_study
 
+from ecosystem.errors import NumericalError
 from ecosystem.formats import study
 from ecosystem.formats.store import Store
 from ecosystem.studies import sweep
@@ -94,7 +95,7 @@ def test_a_batch_that_fails_runs_each_task_alone(tmp_path, monkeypatch):
     want = [sweep.run_task(t) for t in tasks]
 
     def broken(self):
-        raise FloatingPointError("injected")
+        raise NumericalError("injected")
     from ecosystem.core.replicates import ReplicateBatch
     monkeypatch.setattr(ReplicateBatch, "step", broken)
     got = sweep.run_tasks(tasks)

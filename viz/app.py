@@ -34,6 +34,7 @@ from ecosystem.analysis import policy
 from ecosystem.core.conditional import ConditionalCategorical
 from ecosystem.core.learned import Learned
 from ecosystem.formats import figures, response_tables, sample_grid
+from ecosystem.formats.files import fixed4
 from ecosystem.formats.names import name_of, shipped
 from viz.model import ABSORBS, FILE, KS, MODES, SHARES, SIZES, TAUS, TOPOLOGIES, VizModel, knob_problem, relayout
 from viz.pictures import DPI, NetworkPicture, SeriesPicture, png_of
@@ -215,8 +216,8 @@ def StatusView(model: VizModel) -> solara.Element:
         else:
             eco = model.ecosystem
             _html(f"<h3 class='ecosystem-round'>Round {model.steps}</h3><p>{escape(model.describe())}</p>"
-                  f"<p>mean alignment {_fixed(eco['mean_alignment'])} · min alignment "
-                  f"{_fixed(eco['min_alignment'])}<br>mean diversity {_fixed(eco['mean_diversity'])} · "
+                  f"<p>mean alignment {fixed4(eco['mean_alignment'])} · min alignment "
+                  f"{fixed4(eco['min_alignment'])}<br>mean diversity {fixed4(eco['mean_diversity'])} · "
                   f"pairwise divergence {eco['pairwise_divergence']:.4g}</p><p>{HINT}</p>")
     return main
 
@@ -238,11 +239,6 @@ def SamplesView(model: VizModel) -> solara.Element:
     names = list(model.kernel.models)
     return _image(png_of(sample_grid.figure(family, start, now, names, now=f"round {model.steps}")),
                   f"samples of the learned models, start and round {model.steps}")
-
-
-def _fixed(value: float) -> str:
-    """``value`` with 4 decimals and no signed zero (``-4e-17`` shows as ``0.0000``, not ``-0.0000``)."""
-    return f"{round(value, 4) + 0.0:.4f}"
 
 
 def _html(html: str) -> solara.Element:

@@ -312,7 +312,7 @@ def siloed(problem: Problem, start: np.ndarray | None = None, max_sweeps: int = 
            tol: float = 1e-8, check_grid: int = 21) -> Silo:
     """Best-response iteration to the siloed equilibrium (each owner's budget share ``B / P``)."""
     n_p = len(problem.levers)
-    caps = np.clip(problem.budget / (n_p * problem.costs), problem.lo, problem.hi)
+    caps = uniform(problem)   # each owner's share B / P, clipped to its bounds
     x = np.clip(problem.lo if start is None else np.asarray(start, dtype=float), problem.lo, caps)
     converged, sweeps = False, 0
     users = problem.defined[problem.owners()]
@@ -415,9 +415,10 @@ def kkt_residual(problem: Problem, x: np.ndarray, tol: float = 1e-7) -> float:
     ``g = sum_i nu_i grad J_i*`` over the models whose alignment is the minimum (within ``tol``),
     ``nu >= 0`` summing to 1: ``r = g - mu c`` is 0 on free levers, >= 0 at ``hi``, <= 0 at ``lo``,
     with a budget multiplier ``mu >= 0`` (0 when the budget is slack)."""
-    grad = np.nan_to_num(problem.evaluate(x, gradient=True).gradient)
+    ev = problem.evaluate(x, gradient=True)
+    grad = np.nan_to_num(ev.gradient)
     if problem.objective == "min":
-        align = problem.evaluate(x).alignment
+        align = ev.alignment
         worst = np.min(align[problem.defined])
         rows = grad[problem.defined & (align <= worst + tol)]
     else:
@@ -497,7 +498,7 @@ def simulate_sample(problem: Problem, x: np.ndarray, seeds: int = 5, rounds: int
     """:func:`sample_runs` over seeds ``0 .. seeds - 1`` (the same seeds for every policy: common
     random numbers); returns ``{"mean", "low", "high", "seeds", "rounds", "burn_in"}`` with a
     normal 95% interval of the mean over seeds (:func:`interval`)."""
-    welfare, _ = sample_runs(problem, x, range(max(seeds, 0)), rounds, burn_in)
+    welfare, _ = sample_runs(problem, x, range(seeds), rounds, burn_in)
     mean, low, high = interval(welfare)
     return {"mean": mean, "low": low, "high": high, "seeds": seeds, "rounds": rounds, "burn_in": burn_in}
 

@@ -79,8 +79,7 @@ class Estimator:
 def siloed(problem: Problem, est: Estimator, start: np.ndarray, grid: int = 5, max_sweeps: int = 4) -> Silo:
     """Best-response iteration on a ``grid`` of each owner's range ``[lo, cap]`` (``cap``: its share
     ``B / P`` of the budget), each owner maximising the estimate of its own alignment."""
-    n_p = len(problem.levers)
-    caps = np.clip(problem.budget / (n_p * problem.costs), problem.lo, problem.hi)
+    caps = uniform(problem)   # each owner's share B / P, clipped to its bounds
     owners = problem.owners()
     x = np.clip(np.asarray(start, dtype=float), problem.lo, caps)
     converged, sweeps = False, 0

@@ -168,7 +168,7 @@ def _run_command(name: str | None, given: list[str], data: dict, origin: str, sc
         items.append(f"steps={steps}")
     if scenario.events:
         items.append("events=[]")
-    command = " ".join(["ecosystem", "run", *([name] if name is not None and "=" not in name else []),
+    command = " ".join(["ecosystem", "run", *([name] if name is not None else []),
                         *map(shlex.quote, items)])
     events = policy.event_lines(report, levers=left) if left else []
     return command, events

@@ -527,9 +527,7 @@ class Gaussian:
         diag = self._diagonal_variances(rows)
         spectrum = None if diag is None else _sorted_diagonal(diag)
         if spectrum is None:
-            mean, cov = self.mean_cov(rows)
-            vals, vecs = np.linalg.eigh(cov)
-            return mean, vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :], None
+            return *self._roots(rows), None
         return rows[:, :self.dim], None, (np.argsort(spectrum[1], axis=1), np.sqrt(np.clip(diag, 0.0, None)))
 
     def _diagonal_variances(self, rows: np.ndarray) -> np.ndarray | None:

@@ -49,18 +49,18 @@ RowIndex = slice | np.ndarray
 
 def alignment(family: Family, rows: np.ndarray, rewards: list[Reward | None]) -> np.ndarray:
     """Alignment of model ``i`` under its own reward ``rewards[i]`` (NaN where None); ``(V,)``."""
-    return _alignment(family, rows, _by_reward(rewards))
+    return _alignment(family, rows, by_reward(rewards))
 
 
 def _alignment(family: Family, rows: np.ndarray, groups: list[tuple[Reward, RowIndex]]) -> np.ndarray:
-    """Alignment ``(V,)`` of the models of each group under its reward (:func:`_by_reward`; NaN elsewhere)."""
+    """Alignment ``(V,)`` of the models of each group under its reward (:func:`by_reward`; NaN elsewhere)."""
     out = np.full(len(rows), np.nan)
     for reward, idx in groups:
         out[idx] = family.expected_reward(rows[idx], reward)
     return out
 
 
-def _by_reward(rewards: list[Reward | None]) -> list[tuple[Reward, RowIndex]]:
+def by_reward(rewards: list[Reward | None]) -> list[tuple[Reward, RowIndex]]:
     """The models ``rewards[i]`` holds for each distinct reward (models without one left out).
 
     Evenly spaced models (a block, or rewards cycled over the models) are a slice: the family
@@ -87,7 +87,7 @@ def domain_alignment(family: Family, rows: np.ndarray, rewards: list[Reward | No
     for models without users)."""
     out = np.full((len(rows), len(rows)), np.nan)
     domains = rows[:, :family.n_in]
-    for reward, idx in _by_reward(rewards):
+    for reward, idx in by_reward(rewards):
         out[idx] = family.alignment_on(rows[idx], reward, domains)
     return out
 
@@ -104,7 +104,7 @@ class Evaluation:
     """Where each model's alignment comes from, worked out once per compiled graph.
 
     ``rewards[i]``: model ``i``'s users' reward (None: no users); ``groups``: the models of
-    each reward (:func:`_by_reward`); ``unnamed``: the same for the models whose reward is
+    each reward (:func:`by_reward`); ``unnamed``: the same for the models whose reward is
     not one of the named rewards of the model x reward table; ``cells``: rows and columns
     ``(M,)`` of that table holding the other models' alignments.
     """
@@ -120,7 +120,7 @@ class Evaluation:
         column = np.array([index.get(id(r), -1) for r in rewards], dtype=np.int64)
         unnamed = [None if k >= 0 else r for r, k in zip(rewards, column.tolist(), strict=True)]
         read = np.flatnonzero(column >= 0)
-        return cls(rewards, _by_reward(rewards), _by_reward(unnamed), (read, column[read]))
+        return cls(rewards, by_reward(rewards), by_reward(unnamed), (read, column[read]))
 
 
 def measure(family: Family, rows: np.ndarray, old: np.ndarray, evaluation: Evaluation,

@@ -70,6 +70,11 @@ def staged(out: str | Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def fixed4(value: float) -> str:
+    """``value`` with 4 decimals and no signed zero (``-4e-17`` shows as ``0.0000``, not ``-0.0000``)."""
+    return f"{round(value, 4) + 0.0:.4f}"
+
+
 def json_number(value: Any) -> float | str | None:
     """A number as JSON holds it: a finite float, None for NaN (and None), ``"inf"`` / ``"-inf"``.
 

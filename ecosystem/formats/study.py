@@ -145,7 +145,7 @@ def _check_policy(study: Study, setting: Setting, scenario: Scenario) -> None:
                          f"--search derivative-free)")
     pol = study.policy
     try:
-        policy.make_problem(scenario.build(mode="population"), pol["budget"], pol["objective"],
+        policy.make_problem(scenario.build(), pol["budget"], pol["objective"],
                             max_ratio=pol["max_ratio"], absorb=pol["absorb"])
     except AnalysisError as err:
         raise StudyError(f"{where}: {err}") from None
@@ -268,9 +268,9 @@ def _policy(top: Section) -> dict[str, Any]:
         top.fail(f"must be a table, got {show(sec.data)}", "policy")
     sec.only(set(POLICY_KEYS))
     return {"budget": sec.number("budget", None, lo=0),
-            "objective": sec.text("objective", "mean", ("mean", "min")),
-            "max_ratio": sec.number("max_ratio", 0.9, lo=0, hi=1, strict_lo=True),
-            "absorb": sec.text("absorb", "proportional", tuple(ABSORB))}
+            "objective": sec.text("objective", POLICY_KEYS["objective"], ("mean", "min")),
+            "max_ratio": sec.number("max_ratio", POLICY_KEYS["max_ratio"], lo=0, hi=1, strict_lo=True),
+            "absorb": sec.text("absorb", POLICY_KEYS["absorb"], tuple(ABSORB))}
 
 
 def _seeds(top: Section) -> list[int]:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ecosystem.formats import store as store_mod
-from ecosystem.formats.files import staged
+from ecosystem.formats.files import fixed4, staged
 
 FINAL_COLUMNS = ("mean_alignment", "min_alignment", "mean_diversity", "pairwise_divergence", "mean_drift")
 
@@ -169,7 +169,7 @@ def policy_markdown(table: pd.DataFrame) -> str:
     keys = list(table.columns[:list(table.columns).index("objective")])
     head = [*keys, "runs", "J optimal", "J siloed", "price of siloing [95% interval]", "curate less (runs)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    f = lambda v: f"{round(v, 4) + 0.0:.4f}"  # noqa: E731  (no signed zero)
+    f = fixed4
     for row in table.itertuples(index=False):
         r = row._asdict()
         lines.append("| " + " | ".join([*(str(r[k]) for k in keys), str(r["policies"]), f(r["optimal_mean"]),

@@ -31,6 +31,7 @@ from scipy.linalg import block_diag
 from scipy.optimize import brentq, minimize_scalar
 
 from ecosystem import analysis
+from ecosystem.core import metrics
 from ecosystem.core.replicates import ReplicateBatch
 from ecosystem.formats import figures
 from ecosystem.formats.files import staged, to_json
@@ -91,16 +92,21 @@ def mechanism_scenario(ref: dict, t: float, lam: float, n: int | None = None, re
     return data
 
 
-def _paper_j(model, rows: np.ndarray) -> np.ndarray:
+def _paper_j(model, rows: np.ndarray, groups: list | None = None) -> np.ndarray:
     """The paper's alignment ``(N,)``: each model's reward at its mean, ``J(theta) = g.theta -
     eta/2 |theta|^2``, each row's as alone (:meth:`~ecosystem.core.rewards.Quadratic.alone`;
-    a batched product would change the last bits)."""
-    mean, out = rows[:, :model.family.dim], np.empty(len(rows))
-    rewards = model.eval_rewards
-    for reward in {id(r): r for r in rewards}.values():
-        mine = np.array([r is reward for r in rewards])
-        out[mine] = reward.alone(mean[mine])
+    a batched product would change the last bits); ``groups``: :func:`_reward_rows` of the model."""
+    mean, out = rows[:, :model.family.dim], np.full(len(rows), np.nan)
+    for reward, idx in _reward_rows(model) if groups is None else groups:
+        out[idx] = reward.alone(mean[idx])
     return out
+
+
+def _reward_rows(model) -> list[tuple]:
+    """Each users' reward of ``model`` with its models' rows, as index arrays (the reward reads a
+    contiguous copy of them: a strided view would take another matrix product)."""
+    every = np.arange(len(model.eval_rewards))
+    return [(reward, every[idx]) for reward, idx in metrics.by_reward(model.eval_rewards)]
 
 
 def _exact(ref: dict, t: float, lam: float) -> tuple:
@@ -140,13 +146,13 @@ def _simulated_j(ref: dict, points: list[tuple[float, float, int]], replicates: 
     model's numbers are those of ``model.step()`` alone, without metrics and collection, and J is
     read only after the burn-in."""
     models = [parse(mechanism_scenario(ref, t, lam, n, replicates, seed)).build() for t, lam, n in points]
-    batch = ReplicateBatch(models)
+    batch, groups = ReplicateBatch(models), [_reward_rows(m) for m in models]
     total, each = np.zeros((len(models), 2)), np.zeros((len(models), replicates, 2))
     for step in range(rounds):
         batch.advance()
         if step >= burn:
             for i, model in enumerate(models):
-                j = _paper_j(model, batch.rows(i)).reshape(replicates, 2)
+                j = _paper_j(model, batch.rows(i), groups[i]).reshape(replicates, 2)
                 total[i] += j.mean(axis=0)
                 each[i] += j
     return [(mean / (rounds - burn), own / (rounds - burn)) for mean, own in zip(total, each, strict=True)]

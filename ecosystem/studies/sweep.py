@@ -31,6 +31,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ecosystem.core.model import ECOSYSTEM_COLUMNS, EcosystemModel
+from ecosystem.errors import EcosystemError, NumericalError
 from ecosystem.formats import study as study_mod
 from ecosystem.formats.files import json_number as _num
 from ecosystem.formats.scenario import Scenario, parse
@@ -84,30 +85,35 @@ def run_task(task: Task) -> Result:
 
 def run_tasks(tasks: list[Task]) -> list[Result]:
     """Run several seeds of one setting as one :class:`~ecosystem.core.replicates.ReplicateBatch`
-    when the batch runs them (sample mode, fixed graphs, the same number of rounds: see
-    :mod:`ecosystem.core.replicates`), else one by one; each result is :func:`run_task`'s for its
-    task, number for number. In a batch, ``started`` and ``finished`` are the batch's and
-    ``wall_time`` is its share (the batch's over its runs). Never raises: if the batch fails
-    (a run's moments overflow), every task is run alone, so each failure is that run's own."""
+    when the batch runs them (sample mode, no events, the same number of rounds, and what else
+    :mod:`ecosystem.core.replicates` needs), else one by one; each result is :func:`run_task`'s
+    for its task, number for number. In a batch, ``started`` and ``finished`` are the batch's and
+    ``wall_time`` is its share (the batch's over its runs). A scenario that does not parse or build,
+    or a run whose moments overflow, sends every task to :func:`run_task`, so each failure is that
+    run's own; an error of the batch itself is raised (the sweep records the runs as failed with it)."""
     if len(tasks) < 2:
         return [run_task(t) for t in tasks]
     from ecosystem.core.replicates import ReplicateBatch
 
     started, clock = time.time(), time.perf_counter()
-    try:
-        with _one_blas_thread():
+    alone = lambda: [run_task(t) for t in tasks]  # noqa: E731
+    with _one_blas_thread():
+        try:
             scenarios = [parse(t["scenario"], origin=t.get("origin", "<study>")) for t in tasks]
-            if len({s.steps for s in scenarios}) > 1:
-                raise ValueError("the runs have different numbers of rounds")
+            if len({s.steps for s in scenarios}) > 1 or any(s.mode != "sample" or s.events for s in scenarios):
+                return alone()                           # not a batch: nothing but the parse was spent
             batch = ReplicateBatch([s.build(seed=t["seed"]) for s, t in zip(scenarios, tasks, strict=True)])
+        except (ValueError, EcosystemError):             # a bad scenario, or one a batch does not run
+            return alone()
+        try:
             for _ in range(scenarios[0].steps):
                 batch.step()
-            results = []
-            for task, scenario, model in zip(tasks, scenarios, batch.members, strict=True):
-                results.append(out := _blank(task, started))
-                _finish(task, scenario, model, out)
-    except Exception:  # not a batch (ValueError) or a run failed: each alone, as run_task does
-        return [run_task(t) for t in tasks]
+        except NumericalError:
+            return alone()
+        results = []
+        for task, scenario, model in zip(tasks, scenarios, batch.members, strict=True):
+            results.append(out := _blank(task, started))
+            _finish(task, scenario, model, out)
     finished, share = time.time(), (time.perf_counter() - clock) / len(tasks)
     for out in results:
         out.update(finished=finished, wall_time=share)
@@ -314,6 +320,8 @@ def execute(study: study_mod.Study, store, pool: cf.Executor, *, task: Callable[
     """
     from tqdm.auto import tqdm
 
+    if batch > 1 and task is not run_task:
+        raise ValueError("a custom task function runs one run at a time: batch must be 1")
     store.begin(study)
     finished = store.finished()
     todo = [(s, seed) for s, seed in study.runs() if (s.id, seed) not in finished]

@@ -31,6 +31,7 @@ import numpy as np
 from ecosystem.core.families import Family
 from ecosystem.core.learned import Learned
 from ecosystem.core.rewards import Reward
+from ecosystem.core.rowwise import rowwise
 
 METRICS = ("alignment", "diversity", "drift", "change", "pairwise_divergence", "cross_alignment")
 """What a run can measure each round (all by default); a metric left out is NaN in its
@@ -93,7 +94,13 @@ def domain_alignment(family: Family, rows: np.ndarray, rewards: list[Reward | No
 
 
 def relative_change(new: np.ndarray, old: np.ndarray) -> np.ndarray:
-    """``|theta_t - theta_{t-1}| / |theta_{t-1}|`` per row (Euclidean norms of moment rows)."""
+    """``|theta_t - theta_{t-1}| / |theta_{t-1}|`` per row ``(N,)`` (Euclidean norms of moment
+    rows ``(N, k)``); large rows on two cores (:func:`~ecosystem.core.rowwise.rowwise`)."""
+    return rowwise(_relative_change_rows, new, old)
+
+
+def _relative_change_rows(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """:func:`relative_change` in one call."""
     diff = new - old
     step = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return step / np.maximum(np.sqrt(np.einsum("ij,ij->i", old, old)), 1e-300)

@@ -1,0 +1,118 @@
+"""Row-local metrics split over two threads (``core.rowwise``) give the bits of one call: the
+entropy, the change and a whole round's metrics on random instances, with the helper
+thread really used; errors and numpy's error state reach the caller; a forked child works."""
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecosystem.core import families, metrics, rowwise
+from ecosystem.formats.scenario import parse
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Every input split, on two cores, whatever its size and this machine."""
+    monkeypatch.setattr(rowwise, "MIN_SIZE", 0)
+    monkeypatch.setattr(rowwise, "_cores", lambda: 2)
+
+
+def _rows(seed: int, n: int, k: int, zeros: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(k, 0.3), size=n)
+    if zeros:
+        p[rng.random(p.shape) < 0.2] = 0.0
+    return p
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), k=st.integers(1, 300), zeros=st.booleans())
+def test_entropy_and_change_in_halves_are_one_calls(seed, n, k, zeros):
+    p = _rows(seed, n, k, zeros)
+    q = _rows(seed + 1, n, k, zeros)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rowwise, "MIN_SIZE", 0)
+        mp.setattr(rowwise, "_cores", lambda: 2)
+        halves = families._sum_plogp(p), metrics.relative_change(p, q)
+    assert halves[0].tobytes() == families._plogp_rows(p).tobytes()
+    assert halves[1].tobytes() == metrics._relative_change_rows(p, q).tobytes()
+
+
+def test_the_helper_thread_takes_the_first_half(split):
+    seen = []
+
+    def f(a):
+        seen.append((threading.get_ident(), len(a)))
+        return a.sum(axis=1)
+
+    a = np.arange(21.0).reshape(7, 3)
+    assert rowwise.rowwise(f, a).tobytes() == a.sum(axis=1).tobytes()
+    (first, n1), (second, n2) = sorted(seen, key=lambda s: s[1])
+    assert (n1, n2) == (3, 4) and first != second
+
+
+def test_small_inputs_or_one_core_run_in_one_call(monkeypatch):
+    calls = []
+
+    def f(a):
+        calls.append(threading.get_ident())
+        return a[:, 0]
+
+    rowwise.rowwise(f, np.ones((4, 4)))                       # below MIN_SIZE
+    monkeypatch.setattr(rowwise, "MIN_SIZE", 0)
+    monkeypatch.setattr(rowwise, "_cores", lambda: 1)
+    rowwise.rowwise(f, np.ones((4, 4)))                       # one core
+    assert calls == [threading.get_ident()] * 2
+
+
+def test_errors_and_error_state_reach_the_caller(split):
+    def f(a):
+        return np.ones(len(a)) / a[:, 0]
+
+    a = np.zeros((6, 2))
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        rowwise.rowwise(f, a)
+    with np.errstate(divide="ignore"):
+        assert np.isinf(rowwise.rowwise(f, a)).all()
+
+    def fails(a):
+        raise ValueError(f"rows {len(a)}")
+
+    with pytest.raises(ValueError, match="rows"):
+        rowwise.rowwise(fails, a)
+
+
+def _in_child(seed: int) -> bytes:
+    rowwise.MIN_SIZE, rowwise._cores = 0, lambda: 2
+    return families._sum_plogp(_rows(seed, 50, 40, True)).tobytes()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")   # the point of the test
+def test_a_forked_child_starts_its_own_helper(split):
+    families._sum_plogp(_rows(0, 10, 10, False))              # the parent's helper is running
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_in_child, (3,)).get(timeout=60)
+    assert got == families._plogp_rows(_rows(3, 50, 40, True)).tobytes()
+
+
+def test_a_rounds_metrics_split_or_not_are_the_same_bits(monkeypatch):
+    data = {"name": "split", "seed": 4, "steps": 3, "mode": "population",
+            "space": {"family": "categorical", "grid": {"start": [-1.0], "stop": [1.0], "num": [60]}},
+            "rewards": {"a": {"kind": "linear", "weights": [1.0]}, "b": {"kind": "linear", "weights": [-0.5]}},
+            "sources": {"real": {"normal": {"mean": [0.0], "var": 0.25}}},
+            "topology": {"kind": "barabasi_albert", "n": 40, "m": 2, "directed": True, "real_share": 0.2,
+                         "curation_ratio": 0.5, "include_self": True,
+                         "curator": {"rule": "luce", "K": 3, "tau": 1.0, "rewards": ["a", "b"]}}}
+    frames = []
+    for cores in (1, 2):
+        monkeypatch.setattr(rowwise, "MIN_SIZE", 0)
+        monkeypatch.setattr(rowwise, "_cores", lambda cores=cores: cores)
+        model = parse(data, origin="<test>").build()
+        model.run(3)
+        frames.append((model.ecosystem_frame(), model.agents_frame()))
+    for one, two in zip(*frames, strict=True):
+        assert one.to_csv() == two.to_csv()

@@ -69,6 +69,21 @@ def test_small_inputs_or_one_core_run_in_one_call(monkeypatch):
     assert calls == [threading.get_ident()] * 2
 
 
+def test_a_call_from_the_helper_runs_in_one_call(split):
+    def inner(a):
+        return a.sum(axis=1)
+
+    def outer(a):
+        return rowwise.rowwise(inner, a)         # on the helper: no second hand-off to itself
+
+    a = np.arange(40.0).reshape(8, 5)
+    got = []
+    caller = threading.Thread(target=lambda: got.append(rowwise.rowwise(outer, a)), daemon=True)
+    caller.start()
+    caller.join(timeout=30)                      # a hand-off to itself would wait forever
+    assert got and got[0].tobytes() == a.sum(axis=1).tobytes()
+
+
 def test_errors_and_error_state_reach_the_caller(split):
     def f(a):
         return np.ones(len(a)) / a[:, 0]

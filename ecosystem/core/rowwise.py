@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +22,7 @@ MIN_SIZE = 1 << 17
 about what an entropy of this many numbers takes (2.5 ms for ``2**18``, measured)."""
 
 _helper: ThreadPoolExecutor | None = None
+_HELPER_NAME = "ecosystem-rowwise"
 
 
 def _cores() -> int:
@@ -41,13 +43,15 @@ if hasattr(os, "register_at_fork"):
 def rowwise(f: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
     """``f(*arrays)`` for a row-local, BLAS-free ``f`` (see the module docstring), the first
     halves of the rows on the helper thread when the first array is large and there are two
-    cores. The arrays share their first axis; the helper sees the caller's numpy error state."""
+    cores. The arrays share their first axis; the helper sees the caller's numpy error state
+    (and a call from the helper itself runs in one call)."""
     global _helper
     first = arrays[0]
-    if first.size < MIN_SIZE or len(first) < 2 or _cores() < 2:
+    if (first.size < MIN_SIZE or len(first) < 2 or _cores() < 2
+            or threading.current_thread().name.startswith(_HELPER_NAME)):
         return f(*arrays)
     if _helper is None:
-        _helper = ThreadPoolExecutor(1, thread_name_prefix="ecosystem-rowwise")
+        _helper = ThreadPoolExecutor(1, thread_name_prefix=_HELPER_NAME)
     half = len(first) // 2
     top = _helper.submit(contextvars.copy_context().run, f, *(a[:half] for a in arrays))
     bottom = f(*(a[half:] for a in arrays))

@@ -49,6 +49,7 @@ import numpy as np
 from scipy import optimize as sopt
 
 from ecosystem.analysis.influence import Parameter, alignment_gradients, curation_parameters
+from ecosystem.analysis.intervals import t_half_width
 from ecosystem.analysis.stability import RoundMap, StablePoint, jacobian, stable_point
 from ecosystem.core import metrics
 from ecosystem.core.model import EcosystemModel
@@ -487,9 +488,10 @@ def sample_runs(problem: Problem, x: np.ndarray, seeds: Sequence[int], rounds: i
 
 
 def interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean of ``values`` ``(S,)`` and a normal 95% interval of it (``low == high == mean`` for one value)."""
+    """Mean of ``values`` ``(S,)`` and its Student-t 95% interval (:func:`t_half_width`;
+    ``low == high == mean`` for one value)."""
     v = np.asarray(values, dtype=float)
-    half = 1.96 * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0
+    half = float(t_half_width(v)) if v.size > 1 else 0.0
     return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
 
 
@@ -497,7 +499,7 @@ def simulate_sample(problem: Problem, x: np.ndarray, seeds: int = 5, rounds: int
                     ) -> dict:
     """:func:`sample_runs` over seeds ``0 .. seeds - 1`` (the same seeds for every policy: common
     random numbers); returns ``{"mean", "low", "high", "seeds", "rounds", "burn_in"}`` with a
-    normal 95% interval of the mean over seeds (:func:`interval`)."""
+    Student-t 95% interval of the mean over seeds (:func:`interval`)."""
     welfare, _ = sample_runs(problem, x, range(seeds), rounds, burn_in)
     mean, low, high = interval(welfare)
     return {"mean": mean, "low": low, "high": high, "seeds": seeds, "rounds": rounds, "burn_in": burn_in}

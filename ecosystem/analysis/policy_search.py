@@ -23,7 +23,7 @@ of ``x`` and differences between policies are paired: the search compares polici
   any owner still finds on that grid.
 - ``uniform``, ``none``: as :mod:`~ecosystem.analysis.policy` (``greedy`` needs gradients).
 
-Each policy is reported with the mean over seeds and a normal 95% interval; the price of siloing
+Each policy is reported with the mean over seeds and a Student-t 95% interval; the price of siloing
 with the interval of the paired differences. The intervals are over the seeds the search chose
 on, so the optimum's estimate is slightly optimistic (it is the best of the points tried); rerun
 its levers with other seeds for an unbiased one.

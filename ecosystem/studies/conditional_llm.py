@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from ecosystem import analysis
+from ecosystem.analysis.intervals import t_half_width
 from ecosystem.formats import figures
 from ecosystem.formats.scenario import parse
-from ecosystem.studies.intervals import t_half_width
 
 plt = figures.plt
 

@@ -32,10 +32,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ecosystem import analysis
+from ecosystem.analysis.intervals import t_half_width
 from ecosystem.core import metrics
 from ecosystem.formats import figures
 from ecosystem.formats.scenario import parse
-from ecosystem.studies.intervals import t_half_width
 
 plt = figures.plt
 

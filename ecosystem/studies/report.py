@@ -134,7 +134,7 @@ def policy_table(runs: pd.DataFrame, keys: list[str], unique: bool = False) -> p
     graph instances) ``price_low`` .. ``price_high`` (equal for one run or identical runs), its
     ``price_min`` and ``price_max``, and ``curate_less``: the models the optimum asks to curate
     less than alone, with how many of the runs ask it (``m1 3/3``)."""
-    from ecosystem.studies.intervals import t_half_width
+    from ecosystem.analysis.intervals import t_half_width
 
     keys = list(dict.fromkeys(keys)) if unique else keys
     done = runs[(runs["status"] == "done") & runs["policy_price_of_siloing"].notna()].copy()

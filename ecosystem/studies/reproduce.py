@@ -31,6 +31,7 @@ from scipy.linalg import block_diag
 from scipy.optimize import brentq, minimize_scalar
 
 from ecosystem import analysis
+from ecosystem.analysis.intervals import t_half_width
 from ecosystem.core import metrics
 from ecosystem.core.replicates import ReplicateBatch
 from ecosystem.formats import figures
@@ -171,7 +172,7 @@ def _sampled_derivative(ref: dict, ts: np.ndarray, lam: float, delta: float, siz
         for _ in ts:
             (up, up_each), (down, down_each) = next(runs), next(runs)
             each = (up_each - down_each) / (2 * delta)
-            rows.append(((up - down) / (2 * delta), 1.96 * each.std(axis=0, ddof=1) / np.sqrt(replicates)))
+            rows.append(((up - down) / (2 * delta), t_half_width(each)))
         out[n] = np.array(rows).transpose(1, 0, 2)
     return out
 

@@ -1,4 +1,4 @@
-"""The 95% Student-t interval of a mean over replicates (seeds, runs), as the studies report it."""
+"""The 95% Student-t interval of a mean over replicates (seeds, runs), as the analyses and studies report it."""
 
 from __future__ import annotations
 

@@ -2,19 +2,28 @@
 the same numbers as each grid point's ``model.step()``."""
 
 import numpy as np
+from scipy import stats
 
 from ecosystem.formats.scenario import parse
 from ecosystem.studies import reproduce
 
 
-def _stepped_j(ref: dict, t: float, lam: float, n: int, reps: int, rounds: int, burn: int, seed: int) -> np.ndarray:
+def _stepped(ref: dict, t: float, lam: float, n: int, reps: int, rounds: int, burn: int, seed: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """J after the burn-in, ``(2,)`` averaged as the reproduction does, and per replicate ``(reps, 2)``."""
     model = parse(reproduce.mechanism_scenario(ref, t, lam, n, reps, seed=seed)).build()
-    total = np.zeros(2)
+    total, each = np.zeros(2), np.zeros((reps, 2))
     for step in range(rounds):
         model.step()
         if step >= burn:
-            total += reproduce._paper_j(model, model.state).reshape(reps, 2).mean(axis=0)
-    return total / (rounds - burn)
+            j = reproduce._paper_j(model, model.state).reshape(reps, 2)
+            total += j.mean(axis=0)
+            each += j
+    return total / (rounds - burn), each / (rounds - burn)
+
+
+def _stepped_j(*args, **kwargs) -> np.ndarray:
+    return _stepped(*args, **kwargs)[0]
 
 
 def test_simulated_j_is_bitwise_the_stepped_model():
@@ -35,6 +44,9 @@ def test_sampled_derivative_pairs_the_runs_of_each_coupling():
     for n in (4, 7):
         assert got[n].shape == (2, len(ts), 2)
         for k, t in enumerate(ts):
-            up = _stepped_j(ref, t, lam + delta, n, reps, rounds, burn, seed=2)
-            down = _stepped_j(ref, t, lam - delta, n, reps, rounds, burn, seed=2)
+            (up, up_each), (down, down_each) = (_stepped(ref, t, lam + sign * delta, n, reps, rounds, burn, seed=2)
+                                                for sign in (1, -1))
             assert np.array_equal(got[n][0, k], (up - down) / (2 * delta))
+            each = (up_each - down_each) / (2 * delta)      # paired by seed: a Student-t interval of them
+            half = stats.t.ppf(0.975, reps - 1) * each.std(axis=0, ddof=1) / np.sqrt(reps)
+            np.testing.assert_allclose(got[n][1, k], half, rtol=1e-9)

@@ -3,7 +3,9 @@
 :mod:`~ecosystem.analysis.stability` holds the round map, its stable point and Jacobian;
 :mod:`~ecosystem.analysis.influence` the influence matrix, negative influence and backfire report and
 :func:`analyze`;
-:mod:`~ecosystem.analysis.policy` where to spend curation (optimal vs siloed policies, price of siloing).
+:mod:`~ecosystem.analysis.policy` where to spend curation (optimal vs siloed policies, price of siloing),
+:mod:`~ecosystem.analysis.policy_search` the same by simulation (derivative-free);
+:mod:`~ecosystem.analysis.intervals` the 95% Student-t interval of a mean over replicates.
 """
 
 from ecosystem.analysis import policy

@@ -49,7 +49,7 @@ import numpy as np
 from scipy import optimize as sopt
 
 from ecosystem.analysis.influence import Parameter, alignment_gradients, curation_parameters
-from ecosystem.analysis.intervals import t_half_width
+from ecosystem.analysis.intervals import interval
 from ecosystem.analysis.stability import RoundMap, StablePoint, jacobian, stable_point
 from ecosystem.core import metrics
 from ecosystem.core.model import EcosystemModel
@@ -487,19 +487,11 @@ def sample_runs(problem: Problem, x: np.ndarray, seeds: Sequence[int], rounds: i
     return np.array(welfare), np.array(align)
 
 
-def interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean of ``values`` ``(S,)`` and its Student-t 95% interval (:func:`t_half_width`;
-    ``low == high == mean`` for one value)."""
-    v = np.asarray(values, dtype=float)
-    half = float(t_half_width(v)) if v.size > 1 else 0.0
-    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
-
-
 def simulate_sample(problem: Problem, x: np.ndarray, seeds: int = 5, rounds: int = 200, burn_in: int = 100
                     ) -> dict:
     """:func:`sample_runs` over seeds ``0 .. seeds - 1`` (the same seeds for every policy: common
     random numbers); returns ``{"mean", "low", "high", "seeds", "rounds", "burn_in"}`` with a
-    Student-t 95% interval of the mean over seeds (:func:`interval`)."""
+    Student-t 95% interval of the mean over seeds (:func:`~ecosystem.analysis.intervals.interval`)."""
     welfare, _ = sample_runs(problem, x, range(seeds), rounds, burn_in)
     mean, low, high = interval(welfare)
     return {"mean": mean, "low": low, "high": high, "seeds": seeds, "rounds": rounds, "burn_in": burn_in}

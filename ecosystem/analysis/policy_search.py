@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize as sopt
 
-from ecosystem.analysis.policy import Policy, PolicyReport, Problem, Silo, interval, sample_runs, uniform
+from ecosystem.analysis.intervals import interval
+from ecosystem.analysis.policy import Policy, PolicyReport, Problem, Silo, sample_runs, uniform
 from ecosystem.errors import AnalysisError
 
 POLICIES = ("optimal", "siloed", "uniform", "none")

@@ -24,9 +24,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy.special import xlogy
 
+from ecosystem.core import rowwise
 from ecosystem.core.curation import Curator
 from ecosystem.core.rewards import Reward, Tabular
-from ecosystem.core.rowwise import rowwise
 from ecosystem.core.streams import Split
 
 
@@ -130,7 +130,7 @@ class Family(Protocol):
 def _sum_plogp(rows: np.ndarray) -> np.ndarray:
     """``sum_x p log p`` per row ``(N,)`` (``0 log 0 = 0``), without scipy's slower ``xlogy``;
     large ``rows`` on two cores (:func:`~ecosystem.core.rowwise.rowwise`)."""
-    return rowwise(_plogp_rows, rows)
+    return rowwise.rowwise(_plogp_rows, rows, min_size=rowwise.ENTROPY_MIN_SIZE)
 
 
 def _plogp_rows(rows: np.ndarray) -> np.ndarray:

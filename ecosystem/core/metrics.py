@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecosystem.core import rowwise
 from ecosystem.core.families import Family
 from ecosystem.core.learned import Learned
 from ecosystem.core.rewards import Reward
-from ecosystem.core.rowwise import rowwise
 
 METRICS = ("alignment", "diversity", "drift", "change", "pairwise_divergence", "cross_alignment")
 """What a run can measure each round (all by default); a metric left out is NaN in its
@@ -96,7 +96,7 @@ def domain_alignment(family: Family, rows: np.ndarray, rewards: list[Reward | No
 def relative_change(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     """``|theta_t - theta_{t-1}| / |theta_{t-1}|`` per row ``(N,)`` (Euclidean norms of moment
     rows ``(N, k)``); large rows on two cores (:func:`~ecosystem.core.rowwise.rowwise`)."""
-    return rowwise(_relative_change_rows, new, old)
+    return rowwise.rowwise(_relative_change_rows, new, old, min_size=rowwise.ARITHMETIC_MIN_SIZE)
 
 
 def _relative_change_rows(new: np.ndarray, old: np.ndarray) -> np.ndarray:
